@@ -1,0 +1,64 @@
+// The source-IP persistence table: client address -> real server name.
+//
+// One table per persistence group (shared by every member service, so a client's
+// RPC endpoint-mapper, mailbox and address-book connections land on one machine)
+// or per service with its own `source_ip` settings. Keyed by server *name*, so a
+// reload that keeps a server keeps its clients.
+//
+// An entry lives while its client has open connections and for `timeout` after the
+// last one closed. The table is bounded: when full, the least recently released
+// entry with no open connection is evicted; if every entry has open connections,
+// the new client is simply not recorded (it is served, just not persisted).
+//
+// Thread-safe: sharded, one mutex per shard, held for a map operation only.
+// Time is passed in; the table never reads a clock.
+#pragma once
+
+#include "persistence/client_key.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace castellan::persistence {
+
+class SourceIpTable {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+
+    SourceIpTable(std::chrono::seconds timeout, std::size_t max_entries);
+    ~SourceIpTable();
+    SourceIpTable(const SourceIpTable&) = delete;
+    SourceIpTable& operator=(const SourceIpTable&) = delete;
+
+    // The server `client` is bound to, if its entry is alive at `now`.
+    std::optional<std::string> find(const ClientKey& client, time_point now) const;
+
+    // Records a new open connection of `client` to `server`: binds the client to
+    // it (rebinding it if it was bound elsewhere, e.g. after a failover) and counts
+    // the connection.
+    void acquire(const ClientKey& client, std::string_view server, time_point now);
+
+    // Records that one of `client`'s connections closed; after the last one the
+    // entry lives `timeout` more.
+    void release(const ClientKey& client, time_point now);
+
+    // Drops every entry that expired by `now`. find() ignores expired entries
+    // anyway; this returns their memory.
+    void expire(time_point now);
+
+    std::size_t size() const;
+    std::chrono::seconds timeout() const;
+
+private:
+    struct Shard;
+    Shard& shard_for(const ClientKey& client) const;
+    std::chrono::seconds timeout_;
+    std::size_t shard_count_;
+    std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace castellan::persistence
