@@ -1,0 +1,53 @@
+#include "proxy/listen_socket.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace castellan::proxy {
+
+int open_listen_socket(const conf::HostPort& address, std::string& error) {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    int family = AF_INET;
+    if (address.kind == conf::HostPort::Kind::ipv6) {
+        family = AF_INET6;
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(address.port);
+        if (::inet_pton(AF_INET6, address.host.c_str(), &v6->sin6_addr) != 1) {
+            error = "not an IPv6 address";
+            return -1;
+        }
+        length = sizeof(sockaddr_in6);
+    } else {
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(address.port);
+        if (::inet_pton(AF_INET, address.host.c_str(), &v4->sin_addr) != 1) {
+            error = "not an IPv4 address";
+            return -1;
+        }
+        length = sizeof(sockaddr_in);
+    }
+    int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        return -1;
+    }
+    int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+        error = std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace castellan::proxy

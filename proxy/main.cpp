@@ -1,0 +1,73 @@
+// castellan's entry point: the command line of INTERFACE.md.
+#include "conf/config_parser.hpp"
+#include "proxy/balancer.hpp"
+#include "proxy/command_line.hpp"
+#include "proxy/log.hpp"
+#include "proxy/runtime.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace castellan;
+
+int print_errors(const std::vector<conf::ConfigError>& errors) {
+    for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    return 1;
+}
+
+int run(const std::string& config_file) {
+    auto parsed = conf::load_config_file(config_file);
+    if (!parsed.config) {
+        for (const auto& error : parsed.errors) {
+            proxy::log::Line(proxy::log::Level::error, "config_error").kv("file", config_file).kv("error", error.to_string());
+        }
+        return 1;
+    }
+    auto built = proxy::build_runtime(std::move(*parsed.config));
+    if (auto* errors = std::get_if<std::vector<conf::ConfigError>>(&built)) {
+        for (const auto& error : *errors) {
+            proxy::log::Line(proxy::log::Level::error, "config_error").kv("file", config_file).kv("error", error.to_string());
+        }
+        return 1;
+    }
+    proxy::log::start_writer();
+    int code;
+    {
+        proxy::Balancer balancer(config_file, std::get<std::shared_ptr<const proxy::Runtime>>(std::move(built)));
+        code = balancer.run();
+    }
+    proxy::log::stop_writer();
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A client that resets a connection while we write must give EPIPE, not kill us.
+    std::signal(SIGPIPE, SIG_IGN);
+    std::vector<std::string> arguments(argv + 1, argv + argc);
+    std::string error;
+    auto command = proxy::parse_command_line(arguments, error);
+    if (!command) {
+        std::fprintf(stderr, "castellan: %s\n%s", error.c_str(), proxy::usage_text);
+        return 2;
+    }
+    switch (command->action) {
+        case proxy::CommandLine::Action::version:
+            std::printf("castellan %s\n", CASTELLAN_VERSION);
+            return 0;
+        case proxy::CommandLine::Action::check: {
+            auto parsed = conf::load_config_file(command->config_file);
+            if (!parsed.config) return print_errors(parsed.errors);
+            std::printf("%s: ok\n", command->config_file.c_str());
+            return 0;
+        }
+        case proxy::CommandLine::Action::run:
+            return run(command->config_file);
+    }
+    return 2;
+}

@@ -1,0 +1,77 @@
+#include "proxy/pump.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <memory>
+
+namespace castellan::proxy {
+namespace net = boost::asio;
+
+namespace {
+
+// A failed direction ends the connection: cancel whatever the other direction
+// is waiting for on either socket, so it returns too (a reset is not a half-close).
+PumpEnd fail(net::ip::tcp::socket& from, net::ip::tcp::socket& to, PumpEnd::Kind kind,
+             boost::system::error_code error) {
+    boost::system::error_code ignored;
+    from.cancel(ignored);
+    to.cancel(ignored);
+    return PumpEnd{kind, error};
+}
+
+// Reads per wake-up before yielding to the loop, so that one fast connection
+// cannot starve the others of its worker.
+constexpr int reads_per_wakeup = 4;
+
+}  // namespace
+
+net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& to, std::span<char> scratch,
+                             std::uint64_t& bytes, Activity& activity) {
+    constexpr auto use = net::as_tuple(net::use_awaitable);
+    for (;;) {
+        // Wait for readability instead of reading into a buffer: no memory is
+        // tied to a connection while it waits.
+        auto [wait_error] = co_await from.async_wait(net::ip::tcp::socket::wait_read, use);
+        if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};
+        if (wait_error) co_return fail(from, to, PumpEnd::Kind::read_error, wait_error);
+        for (int round = 0; round < reads_per_wakeup; ++round) {
+            boost::system::error_code error;
+            std::size_t got = from.read_some(net::buffer(scratch.data(), scratch.size()), error);
+            if (error == net::error::would_block || error == net::error::try_again) break;
+            if (error == net::error::eof) {
+                boost::system::error_code ignored;
+                to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+                co_return PumpEnd{PumpEnd::Kind::eof, {}};
+            }
+            if (error) co_return fail(from, to, PumpEnd::Kind::read_error, error);
+            bytes += got;
+            activity.last = std::chrono::steady_clock::now();
+
+            std::size_t sent = to.write_some(net::buffer(scratch.data(), got), error);
+            if (error == net::error::would_block || error == net::error::try_again) {
+                sent = 0;
+            } else if (error) {
+                co_return fail(from, to, PumpEnd::Kind::write_error, error);
+            }
+            if (sent < got) {
+                // The peer is slower than us: keep the rest in this connection's
+                // own buffer until it drains, then give the memory back.
+                std::size_t rest = got - sent;
+                auto pending = std::make_unique<char[]>(rest);
+                std::copy(scratch.data() + sent, scratch.data() + got, pending.get());
+                auto [write_error, written] = co_await net::async_write(to, net::buffer(pending.get(), rest), use);
+                if (write_error == net::error::operation_aborted) {
+                    co_return PumpEnd{PumpEnd::Kind::cancelled, write_error};
+                }
+                if (write_error) co_return fail(from, to, PumpEnd::Kind::write_error, write_error);
+                activity.last = std::chrono::steady_clock::now();
+            }
+            if (got < scratch.size()) break;  // drained for now
+        }
+    }
+}
+
+}  // namespace castellan::proxy

@@ -1,0 +1,40 @@
+// Moving bytes one way between two sockets: the one coroutine used for both
+// directions of a connection.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+namespace castellan::proxy {
+
+// What both directions of one connection share: the time of the last byte in
+// either direction (the idle deadline is pushed forward by it).
+struct Activity {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+};
+
+struct PumpEnd {
+    enum class Kind {
+        eof,        // `from` closed its sending side; passed on as a shutdown of `to`
+        read_error, // `from` failed (reset, ...)
+        write_error,// `to` failed
+        cancelled,  // the session ended it (idle timeout, stop)
+    } kind = Kind::eof;
+    boost::system::error_code error;
+};
+
+// Copies bytes from `from` to `to` until `from` ends. Both sockets must be in
+// non-blocking mode. `scratch` is the worker's shared buffer: a read lands there
+// and is written at once; only when `to` cannot take it all is the rest copied
+// into a buffer of this connection, so an idle connection holds no buffer at all.
+// On EOF it shuts down `to`'s sending side and returns (half-close: the other
+// direction goes on). Counts bytes into `bytes` and stamps `activity`.
+// Runs on the connection's worker thread.
+boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
+                                     std::span<char> scratch, std::uint64_t& bytes, Activity& activity);
+
+}  // namespace castellan::proxy

@@ -1,0 +1,147 @@
+#include "proxy/tcp_session.hpp"
+
+#include "proxy/log.hpp"
+#include "proxy/pump.hpp"
+#include "proxy/socket_options.hpp"
+#include "proxy/upstream_connect.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+
+namespace castellan::proxy {
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+persistence::ClientKey client_key_of(const tcp::endpoint& endpoint) {
+    auto address = endpoint.address();
+    if (address.is_v4()) {
+        auto bytes = address.to_v4().to_bytes();
+        return persistence::client_key_from_v4(std::span<const std::uint8_t, 4>(bytes));
+    }
+    auto bytes = address.to_v6().to_bytes();
+    return persistence::client_key_from_v6(std::span<const std::uint8_t, 16>(bytes));
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+    auto address = endpoint.address();
+    if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
+    return address.to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// Returns when nothing moved either way for `idle`. The deadline is one per
+// connection, pushed forward by bytes in both directions, so a one-way stream
+// (RPC_OUT_DATA) or a half-closed connection is not cut while data moves.
+net::awaitable<void> watch_idle(const Activity& activity, std::chrono::seconds idle) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+        auto deadline = activity.last + idle;
+        if (std::chrono::steady_clock::now() >= deadline) co_return;
+        timer.expires_at(deadline);
+        auto [error] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (error) co_return;  // cancelled: the pumps finished first
+    }
+}
+
+const char* describe(const PumpEnd& end, const char* side) {
+    switch (end.kind) {
+        case PumpEnd::Kind::eof: return side;
+        case PumpEnd::Kind::read_error: return "read_error";
+        case PumpEnd::Kind::write_error: return "write_error";
+        case PumpEnd::Kind::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+// Holds a count up for the life of a scope.
+template <typename Counter>
+class CountedScope {
+public:
+    explicit CountedScope(std::atomic<Counter>& counter) : counter_(counter) {
+        counter_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~CountedScope() { counter_.fetch_sub(1, std::memory_order_relaxed); }
+    CountedScope(const CountedScope&) = delete;
+    CountedScope& operator=(const CountedScope&) = delete;
+
+private:
+    std::atomic<Counter>& counter_;
+};
+
+}  // namespace
+
+// `runtime` is never read: as a coroutine parameter it lives in the frame, which
+// is what keeps `service` and the settings valid until the connection closes.
+net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::shared_ptr<const Runtime> runtime,
+                                     ServiceRuntime& service, SessionEnvironment environment) {
+    const auto started = std::chrono::steady_clock::now();
+    CountedScope live(environment.live_sessions);
+    CountedScope service_active(service.traffic.active);
+    service.traffic.total.fetch_add(1, std::memory_order_relaxed);
+    tune_connection(client);
+
+    boost::system::error_code ignored;
+    const tcp::endpoint client_endpoint = client.remote_endpoint(ignored);
+    const auto key = client_key_of(client_endpoint);
+
+    auto upstream = co_await connect_upstream(service, key);
+    if (!upstream) {
+        log::Line(log::Level::warn, "close")
+            .kv("vs", service.config.name)
+            .kv("client", endpoint_text(client_endpoint))
+            .kv("server", "-")
+            .kv("reason", "no_server_available");
+        co_return;
+    }
+    auto& server = *upstream->server;
+    tcp::socket& backend = upstream->socket;
+    server.traffic.total.fetch_add(1, std::memory_order_relaxed);
+    CountedScope server_active(server.traffic.active);
+
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    Activity activity;
+    const auto idle = std::chrono::seconds(service.config.timeouts.idle_s);
+    // Both directions share the worker's scratch buffer: each uses it only between
+    // a read and the write that follows, with no suspension in between.
+    auto outcome = co_await ((pump(client, backend, environment.scratch, bytes_in, activity) &&
+                              pump(backend, client, environment.scratch, bytes_out, activity)) ||
+                             watch_idle(activity, idle));
+
+    std::string reason;
+    if (outcome.index() == 1) {
+        reason = "idle_timeout";
+    } else {
+        auto [upload, download] = std::get<0>(outcome);
+        if (upload.kind == PumpEnd::Kind::eof && download.kind == PumpEnd::Kind::eof) {
+            reason = "closed";
+        } else {
+            reason = std::string(describe(upload, "client_eof")) + "/" + describe(download, "server_eof");
+        }
+    }
+    client.close(ignored);
+    backend.close(ignored);
+
+    if (service.source_ip_table) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+    service.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
+    service.traffic.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
+    server.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
+    server.traffic.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
+    auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    log::Line(log::Level::info, "close")
+        .kv("vs", service.config.name)
+        .kv("client", endpoint_text(client_endpoint))
+        .kv("server", server.config.name)
+        .kv("bytes_in", bytes_in)
+        .kv("bytes_out", bytes_out)
+        .kv("duration_ms", static_cast<std::int64_t>(duration.count()))
+        .kv("reason", reason);
+}
+
+}  // namespace castellan::proxy

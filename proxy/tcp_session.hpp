@@ -1,0 +1,31 @@
+// One client connection of a tcp-mode virtual service, from accept to close.
+#pragma once
+
+#include "proxy/runtime.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace castellan::proxy {
+
+// What a worker lends to each of its sessions.
+struct SessionEnvironment {
+    std::span<char> scratch;                   // the worker's pump buffer
+    std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop
+};
+
+// Chooses and connects a real server, then splices bytes both ways until both
+// sides have closed, an error, or `idle_s` without a byte in either direction.
+// Logs one `close` line. Keeps `runtime` alive for its whole life, so a reload
+// never changes the settings of a running connection.
+// Runs on one worker thread; `service` belongs to `runtime`.
+boost::asio::awaitable<void> run_tcp_session(boost::asio::ip::tcp::socket client,
+                                             std::shared_ptr<const Runtime> runtime, ServiceRuntime& service,
+                                             SessionEnvironment environment);
+
+}  // namespace castellan::proxy

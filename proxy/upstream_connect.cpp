@@ -1,0 +1,96 @@
+#include "proxy/upstream_connect.hpp"
+
+#include "proxy/log.hpp"
+#include "proxy/socket_options.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <vector>
+
+namespace castellan::proxy {
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+enum class ConnectResult { ok, refused, timed_out };
+
+// One attempt, bounded by `timeout`.
+net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpoint& endpoint,
+                                           std::chrono::milliseconds timeout, boost::system::error_code& error) {
+    constexpr auto use = net::as_tuple(net::use_awaitable);
+    net::steady_timer timer(co_await net::this_coro::executor, timeout);
+    auto outcome = co_await (socket.async_connect(endpoint, use) || timer.async_wait(use));
+    if (outcome.index() == 1) {
+        error = net::error::timed_out;
+        co_return ConnectResult::timed_out;
+    }
+    error = std::get<0>(std::get<0>(outcome));
+    co_return error ? ConnectResult::refused : ConnectResult::ok;
+}
+
+void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
+                  ConnectResult result, std::chrono::milliseconds timeout) {
+    server.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    bool newly_out = server.passive_health.on_connect_failed(std::chrono::steady_clock::now());
+    std::string reason = result == ConnectResult::timed_out
+                             ? "timeout after " + std::to_string(timeout.count()) + " ms"
+                             : error.message();
+    log::Line line(log::Level::warn, "connect_failed");
+    line.kv("vs", service.config.name).kv("server", server.config.name).kv("reason", reason);
+    if (newly_out) line.kv("action", "skipped for 10 s");
+}
+
+}  // namespace
+
+net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
+                                                                  const persistence::ClientKey& client) {
+    const std::size_t count = service.servers.size();
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::uint8_t> eligible(count);
+    std::vector<std::uint32_t> active(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto& server = *service.servers[i];
+        eligible[i] = server.config.enabled && server.passive_health.available(now);
+        active[i] = server.traffic.active.load(std::memory_order_relaxed);
+    }
+
+    std::optional<std::size_t> next;
+    auto* table = service.source_ip_table.get();
+    if (table) {
+        if (auto name = table->find(client, now)) {
+            auto index = service.index_of(*name);
+            if (index && eligible[*index]) next = index;
+        }
+    }
+
+    const std::uint64_t key_hash = persistence::hash_client_key(client);
+    const auto timeout = std::chrono::milliseconds(service.config.timeouts.connect_ms);
+    auto executor = co_await net::this_coro::executor;
+    for (std::size_t attempt = 0; attempt < count; ++attempt) {
+        if (!next) next = service.scheduler->pick({key_hash, eligible, active});
+        if (!next) break;
+        auto& server = *service.servers[*next];
+        tcp::socket socket(executor);
+        boost::system::error_code error;
+        ConnectResult result = co_await connect_once(socket, server.endpoint, timeout, error);
+        if (result == ConnectResult::ok) {
+            server.passive_health.on_connect_ok();
+            tune_connection(socket);
+            if (table) table->acquire(client, server.config.name, std::chrono::steady_clock::now());
+            co_return UpstreamConnection{std::move(socket), &server};
+        }
+        note_failure(service, server, error, result, timeout);
+        eligible[*next] = 0;  // never retry a server this connection already failed on
+        next.reset();
+    }
+    co_return std::nullopt;
+}
+
+}  // namespace castellan::proxy

@@ -1,0 +1,32 @@
+// Choosing a real server for a new client and connecting to it, with failover.
+#pragma once
+
+#include "persistence/client_key.hpp"
+#include "proxy/runtime.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <optional>
+
+namespace castellan::proxy {
+
+struct UpstreamConnection {
+    boost::asio::ip::tcp::socket socket;
+    RealServerRuntime* server;
+};
+
+// Connects to a real server of `service` for the client `client`:
+// 1. its persistent server, if it has one and that server is eligible;
+// 2. otherwise (and after each failure) the scheduler's pick among the eligible
+//    servers not yet tried by this connection.
+// Eligible = enabled and not skipped by passive health. Each attempt has
+// `connect_ms`; a refused or timed-out attempt counts as a connect failure of that
+// server and the next candidate is tried, before the client has seen any byte.
+// Gives nullopt when no candidate is left. On success the persistence entry is
+// (re)bound to the chosen server and counts this connection.
+// Runs on the connection's worker thread.
+boost::asio::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
+                                                                          const persistence::ClientKey& client);
+
+}  // namespace castellan::proxy

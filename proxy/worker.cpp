@@ -1,0 +1,149 @@
+#include "proxy/worker.hpp"
+
+#include "proxy/log.hpp"
+#include "proxy/tcp_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <exception>
+
+namespace castellan::proxy {
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// 64 KiB per worker, not per connection: see pump().
+constexpr std::size_t scratch_bytes = 64 * 1024;
+
+// How long an acceptor rests after running out of descriptors or memory. Retrying
+// at once would spin a core on an error that only a closing connection can clear.
+constexpr auto resource_backoff = std::chrono::milliseconds(100);
+// How often a service at max_connections looks for a free slot.
+constexpr auto slot_poll = std::chrono::milliseconds(10);
+
+bool is_resource_exhaustion(const boost::system::error_code& error) {
+    return error == net::error::no_descriptors || error == net::error::no_buffer_space ||
+           error == net::error::no_memory || error.value() == ENFILE;
+}
+
+// Gives a max_connections slot back when the session that held it ends. `owner`
+// keeps the snapshot the slot belongs to alive until then.
+net::awaitable<void> run_counted(net::awaitable<void> session, std::shared_ptr<const Runtime> owner,
+                                 std::atomic<std::int64_t>* slots) {
+    co_await std::move(session);
+    if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
+    owner.reset();
+}
+
+}  // namespace
+
+Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions)
+    : index_(index),
+      io_(1),
+      work_(net::make_work_guard(io_)),
+      runtime_(std::move(runtime)),
+      live_sessions_(live_sessions),
+      scratch_(scratch_bytes) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::add_listener(int listen_fd, const conf::HostPort& listen) {
+    auto& listener = listeners_.emplace_back(io_, listen);
+    const int own_fd = ::dup(listen_fd);
+    boost::system::error_code error;
+    listener.acceptor.assign(listen.kind == conf::HostPort::Kind::ipv6 ? tcp::v6() : tcp::v4(), own_fd, error);
+    if (error) {
+        ::close(own_fd);
+        log::Line(log::Level::error, "accept_setup_failed").kv("address", listen.to_string()).kv("error", error.message());
+        return;
+    }
+    net::co_spawn(io_, accept_loop(listener), net::detached);
+}
+
+void Worker::close_listeners() {
+    net::post(io_, [this] {
+        for (auto& listener : listeners_) {
+            boost::system::error_code ignored;
+            listener.acceptor.close(ignored);
+        }
+    });
+}
+
+void Worker::start() {
+    thread_ = std::thread([this] { io_.run(); });
+}
+
+void Worker::stop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+}
+
+net::awaitable<void> Worker::accept_loop(Listener& listener) {
+    constexpr auto use = net::as_tuple(net::use_awaitable);
+    net::steady_timer pause(io_);
+    for (;;) {
+        auto slot_owner = runtime_;
+        ServiceRuntime* service = slot_owner->find_service(listener.listen);
+        if (!service || !listener.acceptor.is_open()) co_return;
+
+        // max_connections: take a slot before accepting; beyond the limit, new
+        // clients wait in the kernel's accept backlog.
+        std::atomic<std::int64_t>* slots = nullptr;
+        if (const int limit = service->config.max_connections; limit > 0) {
+            slots = &service->accept_slots;
+            if (slots->fetch_add(1, std::memory_order_relaxed) >= limit) {
+                slots->fetch_sub(1, std::memory_order_relaxed);
+                pause.expires_after(slot_poll);
+                co_await pause.async_wait(use);
+                continue;
+            }
+        }
+
+        auto [error, socket] = co_await listener.acceptor.async_accept(use);
+        if (error) {
+            if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
+            if (error == net::error::operation_aborted || !listener.acceptor.is_open()) co_return;
+            log::Line(log::Level::warn, "accept_failed")
+                .kv("address", listener.listen.to_string())
+                .kv("worker", static_cast<std::uint64_t>(index_))
+                .kv("error", error.message());
+            if (is_resource_exhaustion(error)) {
+                pause.expires_after(resource_backoff);
+                co_await pause.async_wait(use);
+            }
+            continue;
+        }
+
+        // The snapshot is taken now and kept by the session until it closes. The
+        // slot was taken on the service of the snapshot read above; it is given
+        // back to that same object.
+        auto runtime = runtime_;
+        ServiceRuntime* current = runtime->find_service(listener.listen);
+        if (!current) {
+            if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
+            co_return;
+        }
+        SessionEnvironment environment{std::span<char>(scratch_), live_sessions_};
+        net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), std::move(runtime), *current, environment),
+                                         std::move(slot_owner), slots),
+                      [](std::exception_ptr failure) {
+                          if (!failure) return;
+                          try {
+                              std::rethrow_exception(failure);
+                          } catch (const std::exception& e) {
+                              log::Line(log::Level::error, "session_failed").kv("error", e.what());
+                          }
+                      });
+    }
+}
+
+}  // namespace castellan::proxy

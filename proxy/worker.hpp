@@ -1,0 +1,58 @@
+// A worker: one thread running one event loop. A connection lives on one worker
+// from accept to close, so session code needs no locks or strands.
+#pragma once
+
+#include "proxy/runtime.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace castellan::proxy {
+
+class Worker {
+public:
+    Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Starts accepting on a dup of `listen_fd` for the service at `listen`.
+    // Call before start() or from the worker's own thread.
+    void add_listener(int listen_fd, const conf::HostPort& listen);
+    // Closes every acceptor of this worker (posted to its thread).
+    void close_listeners();
+
+    void start();
+    // Stops the loop at once (open sessions are destroyed) and joins the thread.
+    void stop();
+
+    boost::asio::io_context& io() { return io_; }
+
+private:
+    struct Listener {
+        Listener(boost::asio::io_context& io, const conf::HostPort& listen) : acceptor(io), listen(listen) {}
+        boost::asio::ip::tcp::acceptor acceptor;
+        conf::HostPort listen;
+    };
+    boost::asio::awaitable<void> accept_loop(Listener& listener);
+
+    std::size_t index_;
+    boost::asio::io_context io_;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started
+    std::atomic<std::int64_t>& live_sessions_;
+    std::vector<char> scratch_;
+    std::list<Listener> listeners_;  // stable addresses for the accept loops
+    std::thread thread_;
+};
+
+}  // namespace castellan::proxy
