@@ -5,28 +5,34 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
 
 namespace {
 
-// A failed direction ends the connection: cancel whatever the other direction
-// is waiting for on either socket, so it returns too (a reset is not a half-close).
-PumpEnd fail(net::ip::tcp::socket& from, net::ip::tcp::socket& to, PumpEnd::Kind kind,
-             boost::system::error_code error) {
+// Reads per wake-up before yielding to the loop, so that one fast connection
+// cannot starve the others of its worker.
+constexpr int reads_per_wakeup = 4;
+
+}  // namespace
+
+PumpEnd end_both_directions(net::ip::tcp::socket& from, net::ip::tcp::socket& to, PumpEnd::Kind kind,
+                            boost::system::error_code error) {
     boost::system::error_code ignored;
     from.cancel(ignored);
     to.cancel(ignored);
     return PumpEnd{kind, error};
 }
 
-// Reads per wake-up before yielding to the loop, so that one fast connection
-// cannot starve the others of its worker.
-constexpr int reads_per_wakeup = 4;
-
-}  // namespace
+PumpKind pump_kind_from_environment() {
+    const char* choice = std::getenv("CASTELLAN_PUMP");
+    if (choice && std::string_view(choice) == "splice") return PumpKind::splice;
+    return PumpKind::copy;
+}
 
 net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& to, std::span<char> scratch,
                              std::uint64_t& bytes, Activity& activity) {
@@ -36,7 +42,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
         // tied to a connection while it waits.
         auto [wait_error] = co_await from.async_wait(net::ip::tcp::socket::wait_read, use);
         if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};
-        if (wait_error) co_return fail(from, to, PumpEnd::Kind::read_error, wait_error);
+        if (wait_error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, wait_error);
         for (int round = 0; round < reads_per_wakeup; ++round) {
             boost::system::error_code error;
             std::size_t got = from.read_some(net::buffer(scratch.data(), scratch.size()), error);
@@ -46,7 +52,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
                 to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
                 co_return PumpEnd{PumpEnd::Kind::eof, {}};
             }
-            if (error) co_return fail(from, to, PumpEnd::Kind::read_error, error);
+            if (error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, error);
             bytes += got;
             activity.last = std::chrono::steady_clock::now();
 
@@ -54,7 +60,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
             if (error == net::error::would_block || error == net::error::try_again) {
                 sent = 0;
             } else if (error) {
-                co_return fail(from, to, PumpEnd::Kind::write_error, error);
+                co_return end_both_directions(from, to, PumpEnd::Kind::write_error, error);
             }
             if (sent < got) {
                 // The peer is slower than us: keep the rest in this connection's
@@ -66,7 +72,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
                 if (write_error == net::error::operation_aborted) {
                     co_return PumpEnd{PumpEnd::Kind::cancelled, write_error};
                 }
-                if (write_error) co_return fail(from, to, PumpEnd::Kind::write_error, write_error);
+                if (write_error) co_return end_both_directions(from, to, PumpEnd::Kind::write_error, write_error);
                 activity.last = std::chrono::steady_clock::now();
             }
             if (got < scratch.size()) break;  // drained for now

@@ -27,6 +27,18 @@ struct PumpEnd {
     boost::system::error_code error;
 };
 
+// Ends a failed direction: cancels whatever the other direction is waiting for
+// on either socket so that it returns too (a reset is not a half-close), and gives
+// the PumpEnd to return.
+PumpEnd end_both_directions(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
+                            PumpEnd::Kind kind, boost::system::error_code error);
+
+// How bytes are moved: through the worker's buffer, or with splice(2).
+enum class PumpKind { copy, splice };
+// CASTELLAN_PUMP=copy|splice in the environment picks one for benchmarking;
+// anything else gives the default.
+PumpKind pump_kind_from_environment();
+
 // Copies bytes from `from` to `to` until `from` ends. Both sockets must be in
 // non-blocking mode. `scratch` is the worker's shared buffer: a read lands there
 // and is written at once; only when `to` cannot take it all is the rest copied

@@ -3,6 +3,7 @@
 #include "proxy/log.hpp"
 #include "proxy/pump.hpp"
 #include "proxy/socket_options.hpp"
+#include "proxy/splice_pump.hpp"
 #include "proxy/upstream_connect.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -110,19 +111,23 @@ net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::s
     const auto idle = std::chrono::seconds(service.config.timeouts.idle_s);
     // Both directions share the worker's scratch buffer: each uses it only between
     // a read and the write that follows, with no suspension in between.
-    auto outcome = co_await ((pump(client, backend, environment.scratch, bytes_in, activity) &&
-                              pump(backend, client, environment.scratch, bytes_out, activity)) ||
-                             watch_idle(activity, idle));
+    auto move_bytes = [&](tcp::socket& from, tcp::socket& to, std::uint64_t& bytes) {
+        return environment.pump_kind == PumpKind::splice ? splice_pump(from, to, bytes, activity)
+                                                         : pump(from, to, environment.scratch, bytes, activity);
+    };
+    auto upload = move_bytes(client, backend, bytes_in);
+    auto download = move_bytes(backend, client, bytes_out);
+    auto outcome = co_await ((std::move(upload) && std::move(download)) || watch_idle(activity, idle));
 
     std::string reason;
     if (outcome.index() == 1) {
         reason = "idle_timeout";
     } else {
-        auto [upload, download] = std::get<0>(outcome);
-        if (upload.kind == PumpEnd::Kind::eof && download.kind == PumpEnd::Kind::eof) {
+        auto [upload_end, download_end] = std::get<0>(outcome);
+        if (upload_end.kind == PumpEnd::Kind::eof && download_end.kind == PumpEnd::Kind::eof) {
             reason = "closed";
         } else {
-            reason = std::string(describe(upload, "client_eof")) + "/" + describe(download, "server_eof");
+            reason = std::string(describe(upload_end, "client_eof")) + "/" + describe(download_end, "server_eof");
         }
     }
     client.close(ignored);

@@ -1,6 +1,7 @@
 // One client connection of a tcp-mode virtual service, from accept to close.
 #pragma once
 
+#include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -16,6 +17,7 @@ namespace castellan::proxy {
 // What a worker lends to each of its sessions.
 struct SessionEnvironment {
     std::span<char> scratch;                   // the worker's pump buffer
+    PumpKind pump_kind;
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop
 };
 

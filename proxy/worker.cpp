@@ -52,7 +52,8 @@ Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::a
       work_(net::make_work_guard(io_)),
       runtime_(std::move(runtime)),
       live_sessions_(live_sessions),
-      scratch_(scratch_bytes) {}
+      scratch_(scratch_bytes),
+      pump_kind_(pump_kind_from_environment()) {}
 
 Worker::~Worker() { stop(); }
 
@@ -132,7 +133,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             co_return;
         }
-        SessionEnvironment environment{std::span<char>(scratch_), live_sessions_};
+        SessionEnvironment environment{std::span<char>(scratch_), pump_kind_, live_sessions_};
         net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), std::move(runtime), *current, environment),
                                          std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {

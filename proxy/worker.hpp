@@ -2,6 +2,7 @@
 // from accept to close, so session code needs no locks or strands.
 #pragma once
 
+#include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -51,6 +52,7 @@ private:
     std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started
     std::atomic<std::int64_t>& live_sessions_;
     std::vector<char> scratch_;
+    PumpKind pump_kind_;
     std::list<Listener> listeners_;  // stable addresses for the accept loops
     std::thread thread_;
 };
