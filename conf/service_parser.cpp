@@ -1,0 +1,368 @@
+#include "conf/service_parser.hpp"
+
+#include "conf/address.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <map>
+
+namespace castellan::conf::detail {
+
+namespace {
+
+constexpr std::array modes{Mode::tcp, Mode::http};
+constexpr std::array schedulers{SchedulerKind::round_robin, SchedulerKind::weighted_round_robin,
+                                SchedulerKind::least_connections, SchedulerKind::source_hash};
+constexpr std::array persistence_kinds{PersistenceKind::none, PersistenceKind::source_ip, PersistenceKind::cookie};
+constexpr std::array health_check_kinds{HealthCheckKind::tcp, HealthCheckKind::http, HealthCheckKind::https,
+                                        HealthCheckKind::smtp, HealthCheckKind::none};
+constexpr std::array tls_modes{TlsMode::terminate, TlsMode::passthrough, TlsMode::reencrypt};
+constexpr std::array server_down_actions{OnServerDown::keep, OnServerDown::close};
+
+void parse_persistence(const Json& value, const std::string& path, std::optional<Mode> mode, Context& ctx,
+                       Persistence& out) {
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return;
+    std::optional<PersistenceKind> type;
+    if (r.require("type")) {
+        PersistenceKind kind{};
+        if (r.enumeration("type", kind, persistence_kinds)) type = kind;
+    }
+    if (!type) {
+        // Unknown type: the other keys cannot be judged; take them so that they
+        // are not also reported as unknown.
+        for (auto key : {"group", "timeout_s", "max_entries", "cookie_name", "cookie_secret_file"}) r.take(key);
+        r.finish();
+        return;
+    }
+    out.type = *type;
+    const std::string source_ip_only = only_with("type", "\"source_ip\"");
+    const std::string cookie_only = only_with("type", "\"cookie\"");
+    switch (*type) {
+    case PersistenceKind::none:
+        for (auto key : {"group", "max_entries"}) r.reject(key, source_ip_only);
+        r.reject("timeout_s", only_with("type", "\"source_ip\" or \"cookie\""));
+        for (auto key : {"cookie_name", "cookie_secret_file"}) r.reject(key, cookie_only);
+        break;
+    case PersistenceKind::source_ip:
+        if (r.has("group")) {
+            std::string group;
+            if (r.string("group", group)) {
+                const auto found = ctx.groups.find(group);
+                if (found != ctx.groups.end()) {
+                    // The group's table is what applies; copied so that a reader of
+                    // this struct alone sees the effective values.
+                    out.timeout_s = found->second.timeout_s;
+                    out.max_entries = found->second.max_entries;
+                } else if (ctx.groups_readable) {
+                    r.error("group", fmt::format("persistence group {} is not defined in /persistence_groups",
+                                                 quote(group)));
+                }
+                out.group = std::move(group);
+            }
+            r.reject("timeout_s", "not allowed together with group (the group's timeout_s applies)");
+            r.reject("max_entries", "not allowed together with group (the group's max_entries applies)");
+        } else {
+            r.integer("timeout_s", out.timeout_s, 1, one_week_s);
+            r.integer("max_entries", out.max_entries, 1, no_upper_limit);
+        }
+        for (auto key : {"cookie_name", "cookie_secret_file"}) r.reject(key, cookie_only);
+        break;
+    case PersistenceKind::cookie:
+        if (mode && *mode != Mode::http) {
+            r.error("type", fmt::format("cookie persistence needs mode \"http\" (this service's mode is {})",
+                                        quote(to_string(*mode))));
+        }
+        if (std::string name; r.string("cookie_name", name)) {
+            if (is_token(name)) {
+                out.cookie_name = std::move(name);
+            } else {
+                r.error("cookie_name", fmt::format("expected a cookie name (letters, digits and {}), got {}",
+                                                   "!#$%&'*+-.^_`|~", quote(name)));
+            }
+        }
+        r.integer("timeout_s", out.cookie_timeout_s, 1, one_week_s);
+        read_path(r, "cookie_secret_file", out.cookie_secret_file, ctx);
+        for (auto key : {"group", "max_entries"}) r.reject(key, source_ip_only);
+        break;
+    }
+    r.finish();
+}
+
+RealServer parse_real_server(const Json& value, const std::string& path, Context& ctx, bool& name_ok) {
+    RealServer server;
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return server;
+    name_ok = read_name(r, "name", server.name);
+    if (r.require("address")) read_address(r, "address", server.address, false);
+    r.integer("weight", server.weight, 1, 256);
+    r.boolean("enabled", server.enabled);
+    r.finish();
+    return server;
+}
+
+void parse_real_servers(ObjectReader& service, Context& ctx, std::vector<RealServer>& out) {
+    if (!service.require("real_servers")) return;
+    const Json& list = *service.take("real_servers");
+    const std::string path = service.path_of("real_servers");
+    if (!list.is_array()) {
+        ctx.errors.push_back({path, fmt::format("expected an array of real servers, got {}", describe(list))});
+        return;
+    }
+    if (list.empty()) {
+        ctx.errors.push_back({path, "expected at least one real server"});
+        return;
+    }
+    std::map<std::string, std::size_t> first_index;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string server_path = detail::pointer_join(path, i);
+        bool name_ok = false;
+        out.push_back(parse_real_server(list[i], server_path, ctx, name_ok));
+        if (!name_ok) continue;
+        const auto [it, inserted] = first_index.emplace(out.back().name, i);
+        if (!inserted) {
+            ctx.errors.push_back({detail::pointer_join(server_path, "name"),
+                                  fmt::format("name {} is already used by {}", quote(out.back().name),
+                                              detail::pointer_join(path, it->second))});
+        }
+    }
+}
+
+void parse_expect_status(const Json& list, const std::string& path, Context& ctx, std::vector<StatusRange>& out) {
+    if (!list.is_array() || list.empty()) {
+        ctx.errors.push_back({path, fmt::format("expected a non-empty array of status codes and classes "
+                                                "such as [\"2xx\", 401], got {}",
+                                                describe(list))});
+        return;
+    }
+    std::vector<StatusRange> ranges;
+    bool ok = true;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const Json& item = list[i];
+        if (item.is_number_integer() && item.get<std::int64_t>() >= 100 && item.get<std::int64_t>() <= 599) {
+            const int code = item.get<int>();
+            ranges.push_back({code, code});
+            continue;
+        }
+        if (item.is_string()) {
+            const auto& text = item.get_ref<const std::string&>();
+            if (text.size() == 3 && text[0] >= '1' && text[0] <= '5' && (text[1] == 'x' || text[1] == 'X') &&
+                (text[2] == 'x' || text[2] == 'X')) {
+                const int low = (text[0] - '0') * 100;
+                ranges.push_back({low, low + 99});
+                continue;
+            }
+        }
+        ctx.errors.push_back({detail::pointer_join(path, i),
+                              fmt::format("expected a status code from 100 to 599 or a class \"1xx\" to \"5xx\", "
+                                          "got {}",
+                                          describe(item))});
+        ok = false;
+    }
+    if (ok) out = std::move(ranges);
+}
+
+void parse_health_check(const Json& value, const std::string& path, Context& ctx, HealthCheck& out) {
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return;
+    // The type decides which other keys belong; unknown when it is invalid.
+    std::optional<HealthCheckKind> type = out.type;
+    if (r.has("type")) {
+        type = r.enumeration("type", out.type, health_check_kinds) ? std::optional(out.type) : std::nullopt;
+    }
+
+    const bool interval_given = r.has("interval_ms");
+    const bool interval_ok = r.integer("interval_ms", out.interval_ms, 100, one_hour_ms);
+    const bool timeout_given = r.has("timeout_ms");
+    const bool timeout_ok = r.integer("timeout_ms", out.timeout_ms, 50, 60000);
+    if (interval_given == interval_ok && timeout_given == timeout_ok && out.timeout_ms >= out.interval_ms) {
+        if (timeout_given) {
+            r.error("timeout_ms", fmt::format("must be less than interval_ms ({}), got {}", out.interval_ms,
+                                              out.timeout_ms));
+        } else {
+            r.error("interval_ms", fmt::format("must be greater than timeout_ms ({} by default), got {}",
+                                               out.timeout_ms, out.interval_ms));
+        }
+    }
+    r.integer("rise", out.rise, 1, 100);
+    r.integer("fall", out.fall, 1, 100);
+    r.integer("port", out.port, 1, 65535);
+
+    const bool http_like = !type || *type == HealthCheckKind::http || *type == HealthCheckKind::https;
+    if (http_like) {
+        if (std::string method; r.string("method", method)) {
+            if (is_token(method)) {
+                out.method = std::move(method);
+            } else {
+                r.error("method", fmt::format("expected an HTTP method such as GET or HEAD, got {}", quote(method)));
+            }
+        }
+        if (std::string target; r.string("path", target)) {
+            if (!target.empty() && target.front() == '/' && is_visible_ascii(target)) {
+                out.path = std::move(target);
+            } else {
+                r.error("path", fmt::format("expected a path starting with / (no spaces or control characters), "
+                                            "got {}",
+                                            quote(target)));
+            }
+        }
+        if (std::string host; r.string("host", host)) {
+            if (is_visible_ascii(host)) {
+                out.host = std::move(host);
+            } else {
+                r.error("host", fmt::format("expected a Host header value (no spaces), got {}", quote(host)));
+            }
+        }
+        if (const Json* list = r.take("expect_status")) {
+            parse_expect_status(*list, r.path_of("expect_status"), ctx, out.expect_status);
+        }
+    } else {
+        const std::string message = only_with("type", "\"http\" or \"https\"");
+        for (auto key : {"method", "path", "host", "expect_status"}) r.reject(key, message);
+    }
+
+    if (!type || *type == HealthCheckKind::https) {
+        r.boolean("verify", out.verify);
+        read_path(r, "ca", out.ca, ctx);
+        read_dns_name(r, "sni", out.sni);
+    } else {
+        for (auto key : {"verify", "ca", "sni"}) r.reject(key, only_with("type", "\"https\""));
+    }
+    r.finish();
+}
+
+void parse_upstream_tls(const Json& value, const std::string& path, Context& ctx, UpstreamTls& out) {
+    ObjectReader r(value, path, ctx.errors);
+    r.boolean("verify", out.verify);
+    read_path(r, "ca", out.ca, ctx);
+    read_dns_name(r, "sni", out.sni);
+    r.finish();
+}
+
+Tls parse_tls(const Json& value, const std::string& path, std::optional<Mode> service_mode, Context& ctx) {
+    Tls tls;
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return tls;
+    std::optional<TlsMode> mode;
+    if (r.require("mode") && r.enumeration("mode", tls.mode, tls_modes)) mode = tls.mode;
+    const bool passthrough = mode == TlsMode::passthrough;
+    if (passthrough && service_mode == Mode::http) {
+        r.error("mode", "passthrough cannot be used with mode \"http\": HTTP inside TLS that castellan does "
+                        "not terminate cannot be read");
+    }
+
+    if (passthrough) {
+        r.reject("certificates", "not allowed with mode \"passthrough\" (the real servers present their own)");
+    } else if (const Json* list = r.take("certificates")) {
+        const std::string list_path = r.path_of("certificates");
+        if (!list->is_array()) {
+            ctx.errors.push_back({list_path, fmt::format("expected an array of {{\"cert\": ..., \"key\": ...}}, "
+                                                         "got {}",
+                                                         describe(*list))});
+        } else if (list->empty()) {
+            ctx.errors.push_back({list_path, "expected at least one certificate"});
+        }
+        for (std::size_t i = 0; list->is_array() && i < list->size(); ++i) {
+            Certificate certificate;
+            ObjectReader entry((*list)[i], detail::pointer_join(list_path, i), ctx.errors);
+            if (entry.require("cert")) read_path(entry, "cert", certificate.cert, ctx);
+            if (entry.require("key")) read_path(entry, "key", certificate.key, ctx);
+            entry.finish();
+            tls.certificates.push_back(std::move(certificate));
+        }
+    } else if (mode) {
+        r.error("certificates", fmt::format("required for mode {}", quote(to_string(*mode))));
+    }
+
+    if (passthrough) {
+        const std::string message = "not allowed with mode \"passthrough\" (castellan takes no part in that TLS)";
+        for (auto key : {"min_version", "ciphers", "ciphersuites"}) r.reject(key, message);
+    } else {
+        if (const Json* version = r.take("min_version")) {
+            if (version->is_string() && (*version == "1.2" || *version == "1.3")) {
+                tls.min_version = version->get<std::string>();
+            } else {
+                r.error("min_version", fmt::format("expected \"1.2\" or \"1.3\", got {}", describe(*version)));
+            }
+        }
+        for (auto key : {"ciphers", "ciphersuites"}) {
+            std::optional<std::string>& target = std::string_view(key) == "ciphers" ? tls.ciphers : tls.ciphersuites;
+            if (std::string text; r.string(key, text)) {
+                if (text.empty()) {
+                    r.error(key, "expected an OpenSSL cipher string, got \"\"");
+                } else {
+                    target = std::move(text);
+                }
+            }
+        }
+    }
+
+    if (mode && *mode != TlsMode::reencrypt) {
+        r.reject("upstream", only_with("mode", "\"reencrypt\""));
+    } else if (const Json* upstream = r.take("upstream")) {
+        parse_upstream_tls(*upstream, r.path_of("upstream"), ctx, tls.upstream);
+    }
+    r.finish();
+    return tls;
+}
+
+void parse_http(const Json& value, const std::string& path, Context& ctx, Http& out) {
+    ObjectReader r(value, path, ctx.errors);
+    r.boolean("x_forwarded_for", out.x_forwarded_for);
+    r.integer("max_header_bytes", out.max_header_bytes, 1024, 1048576);
+    r.finish();
+}
+
+// Returns whether idle_s was given (its default depends on the mode).
+bool parse_timeouts(const Json& value, const std::string& path, Context& ctx, Timeouts& out) {
+    ObjectReader r(value, path, ctx.errors);
+    r.integer("connect_ms", out.connect_ms, 1, one_hour_ms);
+    r.integer("handshake_ms", out.handshake_ms, 1, one_hour_ms);
+    r.integer("client_header_ms", out.client_header_ms, 1, one_hour_ms);
+    const bool idle_given = r.has("idle_s");
+    r.integer("idle_s", out.idle_s, 1, one_week_s);
+    r.finish();
+    return idle_given;
+}
+
+}  // namespace
+
+ServiceResult parse_service(const Json& value, const std::string& path, Context& ctx) {
+    ServiceResult result;
+    VirtualService& s = result.service;
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return result;
+    result.name_ok = read_name(r, "name", s.name);
+    result.listen_ok = r.require("listen") && read_address(r, "listen", s.listen, true);
+    // The mode decides what other keys mean; unknown when it is invalid.
+    std::optional<Mode> mode = s.mode;
+    if (r.has("mode")) mode = r.enumeration("mode", s.mode, modes) ? std::optional(s.mode) : std::nullopt;
+    r.enumeration("scheduler", s.scheduler, schedulers);
+
+    if (const Json* persistence = r.take("persistence")) {
+        parse_persistence(*persistence, r.path_of("persistence"), mode, ctx, s.persistence);
+    }
+    parse_real_servers(r, ctx, s.real_servers);
+    if (const Json* health_check = r.take("health_check")) {
+        parse_health_check(*health_check, r.path_of("health_check"), ctx, s.health_check);
+    }
+    if (const Json* tls = r.take("tls")) s.tls = parse_tls(*tls, r.path_of("tls"), mode, ctx);
+    if (mode && *mode != Mode::http) {
+        r.reject("http", only_with("mode", "\"http\""));
+    } else if (const Json* http = r.take("http")) {
+        parse_http(*http, r.path_of("http"), ctx, s.http);
+    }
+    bool idle_given = false;
+    if (const Json* timeouts = r.take("timeouts")) {
+        idle_given = parse_timeouts(*timeouts, r.path_of("timeouts"), ctx, s.timeouts);
+    }
+    if (!idle_given && s.mode == Mode::http) s.timeouts.idle_s = 3600;
+    r.integer("max_connections", s.max_connections, 0, max_int);
+    r.enumeration("on_server_down", s.on_server_down, server_down_actions);
+    r.integer("drain_timeout_s", s.drain_timeout_s, 1, max_int);
+    r.finish();
+    return result;
+}
+
+}  // namespace castellan::conf::detail
