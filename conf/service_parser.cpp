@@ -167,10 +167,9 @@ void parse_health_check(const Json& value, const std::string& path, Context& ctx
     ObjectReader r(value, path, ctx.errors);
     if (!r.ok()) return;
     // The type decides which other keys belong; unknown when it is invalid.
-    std::optional<HealthCheckKind> type = out.type;
-    if (r.has("type")) {
-        type = r.enumeration("type", out.type, health_check_kinds) ? std::optional(out.type) : std::nullopt;
-    }
+    // (A bool beside the value, not an optional: g++ 12 -O2 warns falsely on it.)
+    const bool type_known = !r.has("type") || r.enumeration("type", out.type, health_check_kinds);
+    const HealthCheckKind type = out.type;
 
     const bool interval_given = r.has("interval_ms");
     const bool interval_ok = r.integer("interval_ms", out.interval_ms, 100, one_hour_ms);
@@ -189,7 +188,7 @@ void parse_health_check(const Json& value, const std::string& path, Context& ctx
     r.integer("fall", out.fall, 1, 100);
     r.integer("port", out.port, 1, 65535);
 
-    const bool http_like = !type || *type == HealthCheckKind::http || *type == HealthCheckKind::https;
+    const bool http_like = !type_known || type == HealthCheckKind::http || type == HealthCheckKind::https;
     if (http_like) {
         if (std::string method; r.string("method", method)) {
             if (is_token(method)) {
@@ -222,7 +221,7 @@ void parse_health_check(const Json& value, const std::string& path, Context& ctx
         for (auto key : {"method", "path", "host", "expect_status"}) r.reject(key, message);
     }
 
-    if (!type || *type == HealthCheckKind::https) {
+    if (!type_known || type == HealthCheckKind::https) {
         r.boolean("verify", out.verify);
         read_path(r, "ca", out.ca, ctx);
         read_dns_name(r, "sni", out.sni);
