@@ -10,7 +10,11 @@
 // entry with no open connection is evicted; if every entry has open connections,
 // the new client is simply not recorded (it is served, just not persisted).
 //
-// Thread-safe: sharded, one mutex per shard, held for a map operation only.
+// Thread-safe: sharded, one mutex per shard, held for a map operation only. The
+// bound is split exactly over the shards and the eviction order is per shard; a
+// table of fewer than 8192 entries is one shard, so its eviction order is exact.
+// acquire() also drops its shard's expired entries, so memory is returned even if
+// expire() is never called.
 // Time is passed in; the table never reads a clock.
 #pragma once
 
@@ -39,11 +43,13 @@ public:
 
     // Records a new open connection of `client` to `server`: binds the client to
     // it (rebinding it if it was bound elsewhere, e.g. after a failover) and counts
-    // the connection.
-    void acquire(const ClientKey& client, std::string_view server, time_point now);
+    // the connection. Gives false when the connection was not recorded (the table
+    // is full and every entry has open connections); the caller then must not
+    // release() it, or it would uncount another connection of the same client.
+    bool acquire(const ClientKey& client, std::string_view server, time_point now);
 
     // Records that one of `client`'s connections closed; after the last one the
-    // entry lives `timeout` more.
+    // entry lives `timeout` more. Call once per acquire() that gave true.
     void release(const ClientKey& client, time_point now);
 
     // Drops every entry that expired by `now`. find() ignores expired entries
