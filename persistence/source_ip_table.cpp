@@ -114,6 +114,33 @@ std::optional<std::string> SourceIpTable::find(const ClientKey& client, time_poi
     return entry.server;
 }
 
+std::string SourceIpTable::claim(const ClientKey& client, std::string_view proposed, time_point now) {
+    Shard& shard = shard_for(client);
+    std::lock_guard lock(shard.mutex);
+    shard.drop_expired(now, timeout_);
+
+    auto it = shard.entries.find(client);
+    if (it != shard.entries.end()) {
+        Shard::Entry& entry = it->second;
+        if (entry.open > 0 || now < entry.released + timeout_) return entry.server;
+        // An expired straggler: rebind it, and move it to the young end.
+        shard.unlink_idle(*it);
+        entry.server.assign(proposed);
+        entry.released = now;
+        shard.link_idle(*it);
+        return entry.server;
+    }
+    if (shard.entries.size() >= shard.capacity) {
+        if (!shard.oldest_idle) return std::string(proposed);
+        shard.erase_oldest_idle();
+    }
+    auto [inserted, added] = shard.entries.try_emplace(client);
+    inserted->second.server.assign(proposed);
+    inserted->second.released = now;
+    shard.link_idle(*inserted);
+    return inserted->second.server;
+}
+
 bool SourceIpTable::acquire(const ClientKey& client, std::string_view server, time_point now) {
     Shard& shard = shard_for(client);
     std::lock_guard lock(shard.mutex);

@@ -41,6 +41,14 @@ public:
     // The server `client` is bound to, if its entry is alive at `now`.
     std::optional<std::string> find(const ClientKey& client, time_point now) const;
 
+    // Agrees on a server for a client that find() gave none: if another connection
+    // of the same client bound it meanwhile (Outlook may open its RPC connections
+    // to several services at once), gives that server; otherwise binds the client
+    // to `proposed` and gives it back. The binding lives `timeout` unless a
+    // connection is acquired on it. A full table records nothing and gives
+    // `proposed`.
+    std::string claim(const ClientKey& client, std::string_view proposed, time_point now);
+
     // Records a new open connection of `client` to `server`: binds the client to
     // it (rebinding it if it was bound elsewhere, e.g. after a failover) and counts
     // the connection. Gives false when the connection was not recorded (the table

@@ -133,7 +133,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::s
     client.close(ignored);
     backend.close(ignored);
 
-    if (service.source_ip_table) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+    if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
     service.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
     service.traffic.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
     server.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);

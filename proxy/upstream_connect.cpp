@@ -73,9 +73,17 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
     const std::uint64_t key_hash = persistence::hash_client_key(client);
     const auto timeout = std::chrono::milliseconds(service.config.timeouts.connect_ms);
     auto executor = co_await net::this_coro::executor;
+    bool claimed = next.has_value();
     for (std::size_t attempt = 0; attempt < count; ++attempt) {
         if (!next) next = service.scheduler->pick({key_hash, eligible, active});
         if (!next) break;
+        if (table && !claimed) {
+            // Another connection of this client (to another member of the group)
+            // may have chosen a server since find(): follow it.
+            claimed = true;
+            auto bound = service.index_of(table->claim(client, service.servers[*next]->config.name, now));
+            if (bound && eligible[*bound]) next = bound;
+        }
         auto& server = *service.servers[*next];
         tcp::socket socket(executor);
         boost::system::error_code error;
@@ -83,8 +91,9 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
         if (result == ConnectResult::ok) {
             server.passive_health.on_connect_ok();
             tune_connection(socket);
-            if (table) table->acquire(client, server.config.name, std::chrono::steady_clock::now());
-            co_return UpstreamConnection{std::move(socket), &server};
+            bool persisted =
+                table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
+            co_return UpstreamConnection{std::move(socket), &server, persisted};
         }
         note_failure(service, server, error, result, timeout);
         eligible[*next] = 0;  // never retry a server this connection already failed on

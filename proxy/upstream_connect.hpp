@@ -14,6 +14,7 @@ namespace castellan::proxy {
 struct UpstreamConnection {
     boost::asio::ip::tcp::socket socket;
     RealServerRuntime* server;
+    bool persisted;  // counted in the source-IP table: release it at close
 };
 
 // Connects to a real server of `service` for the client `client`:

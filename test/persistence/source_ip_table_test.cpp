@@ -237,3 +237,24 @@ TEST_CASE("source_ip_table: concurrent use stays bounded and consistent", "[pers
         CHECK(table.size() <= bound);
     }
 }
+
+TEST_CASE("source-IP table: concurrent first connections of one client agree on a server", "[persistence]") {
+    using namespace std::chrono_literals;
+    castellan::persistence::SourceIpTable table(60s, 100);
+    const auto now = std::chrono::steady_clock::time_point{} + 1h;
+    castellan::persistence::ClientKey client{};
+    client[15] = 7;
+    // Two services picked different servers before either connected.
+    CHECK(table.claim(client, "cas1", now) == "cas1");
+    CHECK(table.claim(client, "cas2", now) == "cas1");
+    CHECK(table.find(client, now) == std::optional<std::string>("cas1"));
+    // A claim with no connection lives the timeout, then a new claim wins.
+    CHECK_FALSE(table.find(client, now + 61s));
+    CHECK(table.claim(client, "cas2", now + 61s) == "cas2");
+    CHECK(table.size() == 1);
+    // A connection on the claim keeps it past the timeout.
+    CHECK(table.acquire(client, "cas2", now + 62s));
+    CHECK(table.claim(client, "cas1", now + 200s) == "cas2");
+    table.release(client, now + 200s);
+    CHECK(table.find(client, now + 259s) == std::optional<std::string>("cas2"));
+}
