@@ -4,9 +4,13 @@
 #include "proxy/log.hpp"
 #include "proxy/system_limits.hpp"
 
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
 
@@ -16,10 +20,18 @@
 namespace castellan::proxy {
 namespace net = boost::asio;
 
-Balancer::Balancer(std::string config_file, std::shared_ptr<const Runtime> runtime)
-    : config_file_(std::move(config_file)), runtime_(std::move(runtime)) {}
+namespace {
+
+// How often a graceful stop looks whether the last connection has closed.
+constexpr auto drain_poll = std::chrono::milliseconds(50);
+
+}  // namespace
+
+Balancer::Balancer(std::shared_ptr<const Runtime> runtime) : runtime_(std::move(runtime)) {}
 
 Balancer::~Balancer() {
+    if (monitor_) monitor_->stop();
+    if (admin_) admin_->close();
     for (auto& worker : workers_) worker->stop();
     close_listeners();
 }
@@ -60,6 +72,25 @@ int Balancer::run() {
         close_listeners();
         return 1;
     }
+    if (const auto& admin = runtime_->config.admin) {
+        admin_ = std::make_unique<admin::AdminServer>(control_, [this] {
+            return std::make_pair(runtime_, admin::ConfigStatus{});
+        });
+        std::string error;
+        if (!admin_->listen(admin->listen, error)) {
+            log::Line(log::Level::error, "listen_failed").kv("vs", "admin").kv("address", admin->listen.to_string()).kv("error", error);
+            close_listeners();
+            return 1;
+        }
+        log::Line(log::Level::info, "listen").kv("vs", "admin").kv("address", admin->listen.to_string()).kv("mode", "admin");
+        if (!admin->token_file) {
+            // Only GET calls exist today; say so for when state changes arrive.
+            auto host = admin->listen.host;
+            if (host != "127.0.0.1" && host != "::1") {
+                log::Line(log::Level::warn, "admin_without_token").kv("address", admin->listen.to_string());
+            }
+        }
+    }
 
     const int configured = runtime_->config.threads;
     const unsigned threads = configured > 0 ? static_cast<unsigned>(configured) : usable_cpu_count();
@@ -69,55 +100,118 @@ int Balancer::run() {
         workers_.push_back(std::move(worker));
     }
 
-    // Signals are handled here, on the main thread's own loop; workers never see them.
-    net::io_context control;
-    net::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
-    bool stopping = false;
+    // Signals are handled here, on the control loop; workers never see them.
+    net::signal_set signals(control_, SIGTERM, SIGINT, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& error, int signal_number) {
             if (error) return;
             if (signal_number == SIGHUP) {
                 log::Line(log::Level::warn, "reload_refused")
-                    .kv("file", config_file_)
+                    .kv("file", runtime_->config_file)
                     .kv("reason", "live reload is not available in this version; restart to apply a new config");
                 signals.async_wait(on_signal);
                 return;
             }
-            stopping = true;
-            log::Line(log::Level::info, "stopping")
-                .kv("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
-                .kv("open_connections", live_sessions_.load())
-                .kv("grace_s", runtime_->config.shutdown_grace_s);
-            control.stop();
+            begin_graceful_stop(signal_number);
         };
     signals.async_wait(on_signal);
 
     for (auto& worker : workers_) worker->start();
+    monitor_ = std::make_unique<healthcheck::HealthMonitor>(
+        control_.get_executor(),
+        [this](const healthcheck::CheckTarget& target, const healthcheck::HealthChange& change) {
+            on_health_change(target, change);
+        });
+    monitor_->start(runtime_->health_targets);
     log::Line(log::Level::info, "ready")
         .kv("version", CASTELLAN_VERSION)
-        .kv("config", config_file_)
+        .kv("config", runtime_->config_file)
         .kv("threads", static_cast<std::uint64_t>(threads))
         .kv("virtual_services", static_cast<std::uint64_t>(runtime_->services.size()));
 
-    control.run();
-    if (stopping) stop_gracefully();
-    return 0;
-}
+    control_.run();
 
-void Balancer::stop_gracefully() {
-    // New clients are refused at once: every worker closes its dup of each
-    // listening socket, and the originals close here.
-    for (auto& worker : workers_) worker->close_listeners();
-    close_listeners();
-
-    const auto grace = std::chrono::seconds(runtime_->config.shutdown_grace_s);
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (live_sessions_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    monitor_->stop();
+    if (admin_) admin_->close();
     const auto left = live_sessions_.load();
     for (auto& worker : workers_) worker->stop();
     log::Line(log::Level::info, "stopped").kv("connections_cut", left);
+    return 0;
+}
+
+void Balancer::begin_graceful_stop(int signal_number) {
+    log::Line(log::Level::info, "stopping")
+        .kv("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+        .kv("open_connections", live_sessions_.load())
+        .kv("grace_s", runtime_->config.shutdown_grace_s);
+    // New clients are refused at once: every worker closes its dup of each
+    // listening socket, and the originals close here. Health checks and the admin
+    // API go on while open connections finish.
+    for (auto& worker : workers_) worker->close_listeners();
+    close_listeners();
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(runtime_->config.shutdown_grace_s);
+    net::co_spawn(
+        control_,
+        [this, deadline]() -> net::awaitable<void> {
+            net::steady_timer timer(control_);
+            while (live_sessions_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+                timer.expires_after(drain_poll);
+                co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+            }
+            control_.stop();
+        },
+        net::detached);
+}
+
+void Balancer::on_health_change(const healthcheck::CheckTarget& target, const healthcheck::HealthChange& change) {
+    log::Line(change.to == healthcheck::Health::down ? log::Level::warn : log::Level::info, "server_state")
+        .kv("server", target.label)
+        .kv("check", conf::to_string(target.check.type))
+        .kv("from", healthcheck::to_string(change.from))
+        .kv("to", healthcheck::to_string(change.to))
+        .kv("reason", change.reason);
+
+    if (change.to == healthcheck::Health::down && change.by_active_check) {
+        // on_server_down: close, in every service that uses this server — also
+        // through a persistence group, where the down state is shared.
+        const healthcheck::ServerHealth* down = target.health.get();
+        auto runtime = runtime_;
+        for (auto& worker : workers_) {
+            net::post(worker->io(), [worker = worker.get(), down, runtime] {
+                std::size_t closed = worker->sessions().close_if(
+                    [down](const LiveSession& session) {
+                        if (session.service->config.on_server_down != conf::OnServerDown::close) return false;
+                        if (session.server->health.get() == down) return true;
+                        for (const auto& peer : session.server->group_peers) {
+                            if (peer.server->health.get() == down) return true;
+                        }
+                        return false;
+                    },
+                    "server_down");
+                if (closed > 0) log::Line(log::Level::info, "connections_closed").kv("reason", "server_down").kv("count", static_cast<std::uint64_t>(closed));
+            });
+        }
+    }
+    log_service_availability();
+}
+
+void Balancer::log_service_availability() {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& service : runtime_->services) {
+        bool available = false;
+        for (const auto& server : service->servers) available = available || server->accepts_new_clients(now);
+        auto [it, inserted] = service_available_.try_emplace(service.get(), true);
+        if (it->second == available) continue;
+        it->second = available;
+        if (available) {
+            log::Line(log::Level::info, "service_available").kv("vs", service->config.name);
+        } else {
+            log::Line(log::Level::error, "service_unavailable")
+                .kv("vs", service->config.name)
+                .kv("reason", "every real server is down; new connections are closed at once");
+        }
+    }
 }
 
 }  // namespace castellan::proxy

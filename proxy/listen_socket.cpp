@@ -1,5 +1,7 @@
 #include "proxy/listen_socket.hpp"
 
+#include "proxy/socket_options.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -42,6 +44,7 @@ int open_listen_socket(const conf::HostPort& address, std::string& error) {
     int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    set_connection_options(fd);  // inherited by every accepted connection
     if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || ::listen(fd, SOMAXCONN) != 0) {
         error = std::strerror(errno);
         ::close(fd);

@@ -1,5 +1,7 @@
 #include "proxy/log.hpp"
 
+#include "proxy/time_format.hpp"
+
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -7,7 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <ctime>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -17,6 +18,7 @@ namespace {
 
 // Enough for bursts of connection logs; beyond it stderr is not keeping up.
 constexpr std::size_t max_queued_lines = 16384;
+constexpr auto batch_delay = std::chrono::milliseconds(20);
 
 void write_all(int fd, std::string_view text) {
     while (!text.empty()) {
@@ -40,7 +42,8 @@ public:
                     return;
                 }
                 queue_.push_back(std::move(line));
-                wake_.notify_one();
+                // Only the first line of a batch wakes the writer (see drain()).
+                if (queue_.size() == 1) wake_.notify_one();
                 return;
             }
         }
@@ -73,6 +76,13 @@ private:
         for (;;) {
             wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
             if (queue_.empty() && stopping_) return;
+            if (!stopping_) {
+                // Let a batch gather: a wake-up per line would cost a worker a
+                // context switch per connection; a line is at most this late.
+                lock.unlock();
+                std::this_thread::sleep_for(batch_delay);
+                lock.lock();
+            }
             std::deque<std::string> batch;
             batch.swap(queue_);
             std::uint64_t dropped = dropped_;
@@ -137,16 +147,9 @@ std::string format_value(std::string_view value) {
 }
 
 Line::Line(Level level, std::string_view event) {
-    using namespace std::chrono;
-    auto now = system_clock::now();
-    std::time_t seconds = system_clock::to_time_t(now);
-    auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
     text_.reserve(160);
-    text_ = fmt::format("ts={:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z level={} event={}",
-                        utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                        utc.tm_sec, millis, level_name(level), format_value(event));
+    text_ = fmt::format("ts={} level={} event={}", rfc3339_utc(std::chrono::system_clock::now(), true),
+                        level_name(level), format_value(event));
 }
 
 Line::~Line() {

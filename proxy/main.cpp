@@ -27,7 +27,7 @@ int run(const std::string& config_file) {
         }
         return 1;
     }
-    auto built = proxy::build_runtime(std::move(*parsed.config));
+    auto built = proxy::build_runtime(std::move(*parsed.config), config_file);
     if (auto* errors = std::get_if<std::vector<conf::ConfigError>>(&built)) {
         for (const auto& error : *errors) {
             proxy::log::Line(proxy::log::Level::error, "config_error").kv("file", config_file).kv("error", error.to_string());
@@ -37,7 +37,7 @@ int run(const std::string& config_file) {
     proxy::log::start_writer();
     int code;
     {
-        proxy::Balancer balancer(config_file, std::get<std::shared_ptr<const proxy::Runtime>>(std::move(built)));
+        proxy::Balancer balancer(std::get<std::shared_ptr<const proxy::Runtime>>(std::move(built)));
         code = balancer.run();
     }
     proxy::log::stop_writer();

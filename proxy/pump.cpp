@@ -5,6 +5,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <string_view>
@@ -13,6 +16,8 @@ namespace castellan::proxy {
 namespace net = boost::asio;
 
 namespace {
+
+boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
 
 // Reads per wake-up before yielding to the loop, so that one fast connection
 // cannot starve the others of its worker.
@@ -44,23 +49,29 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
         if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};
         if (wait_error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, wait_error);
         for (int round = 0; round < reads_per_wakeup; ++round) {
-            boost::system::error_code error;
-            std::size_t got = from.read_some(net::buffer(scratch.data(), scratch.size()), error);
-            if (error == net::error::would_block || error == net::error::try_again) break;
-            if (error == net::error::eof) {
+            // Plain recv/send with MSG_DONTWAIT rather than Asio's read_some and
+            // write_some: those need the socket's user non-blocking mode, an extra
+            // ioctl per socket per connection.
+            ssize_t got_bytes = ::recv(from.native_handle(), scratch.data(), scratch.size(), MSG_DONTWAIT);
+            if (got_bytes < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+                co_return end_both_directions(from, to, PumpEnd::Kind::read_error, last_error());
+            }
+            if (got_bytes == 0) {
                 boost::system::error_code ignored;
                 to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
                 co_return PumpEnd{PumpEnd::Kind::eof, {}};
             }
-            if (error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, error);
+            const std::size_t got = static_cast<std::size_t>(got_bytes);
             bytes += got;
             activity.last = std::chrono::steady_clock::now();
 
-            std::size_t sent = to.write_some(net::buffer(scratch.data(), got), error);
-            if (error == net::error::would_block || error == net::error::try_again) {
-                sent = 0;
-            } else if (error) {
-                co_return end_both_directions(from, to, PumpEnd::Kind::write_error, error);
+            std::size_t sent = 0;
+            ssize_t sent_bytes = ::send(to.native_handle(), scratch.data(), got, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (sent_bytes >= 0) {
+                sent = static_cast<std::size_t>(sent_bytes);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                co_return end_both_directions(from, to, PumpEnd::Kind::write_error, last_error());
             }
             if (sent < got) {
                 // The peer is slower than us: keep the rest in this connection's

@@ -39,8 +39,7 @@ enum class PumpKind { copy, splice };
 // anything else gives the default.
 PumpKind pump_kind_from_environment();
 
-// Copies bytes from `from` to `to` until `from` ends. Both sockets must be in
-// non-blocking mode. `scratch` is the worker's shared buffer: a read lands there
+// Copies bytes from `from` to `to` until `from` ends. `scratch` is the worker's shared buffer: a read lands there
 // and is written at once; only when `to` cannot take it all is the rest copied
 // into a buffer of this connection, so an idle connection holds no buffer at all.
 // On EOF it shuts down `to`'s sending side and returns (half-close: the other

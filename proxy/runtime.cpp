@@ -1,5 +1,8 @@
 #include "proxy/runtime.hpp"
 
+#include "conf/address.hpp"
+#include "tls/client_context.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 
@@ -9,8 +12,39 @@ namespace castellan::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-RealServerRuntime::RealServerRuntime(conf::RealServer config_in, tcp::endpoint endpoint_in, int fall)
-    : config(std::move(config_in)), endpoint(endpoint_in), passive_health(fall) {}
+RealServerRuntime::RealServerRuntime(conf::RealServer config_in, tcp::endpoint endpoint_in,
+                                     std::shared_ptr<healthcheck::ServerHealth> health_in)
+    : config(std::move(config_in)),
+      endpoint(endpoint_in),
+      health(std::move(health_in)),
+      admin_state(config.enabled ? AdminState::enabled : AdminState::disabled) {}
+
+bool RealServerRuntime::locally_available(std::chrono::steady_clock::time_point now) const {
+    return admin_state.load(std::memory_order_relaxed) == AdminState::enabled && health->usable(now);
+}
+
+bool RealServerRuntime::accepts_new_clients(std::chrono::steady_clock::time_point now) const {
+    if (!locally_available(now)) return false;
+    for (const auto& peer : group_peers) {
+        if (!peer.server->locally_available(now)) return false;
+    }
+    return true;
+}
+
+RealServerRuntime::Shown RealServerRuntime::shown_state(std::chrono::steady_clock::time_point now) const {
+    switch (admin_state.load(std::memory_order_relaxed)) {
+        case AdminState::disabled: return {"disabled", {}};
+        case AdminState::draining: return {"draining", {}};
+        case AdminState::enabled: break;
+    }
+    if (!health->usable(now)) return {"down", {}};
+    for (const auto& peer : group_peers) {
+        if (peer.server->locally_available(now)) continue;
+        auto peer_state = peer.server->shown_state(now);
+        return {"down", fmt::format("{} in {}", peer_state.state, peer.service->config.name)};
+    }
+    return {"up", {}};
+}
 
 std::optional<std::size_t> ServiceRuntime::index_of(std::string_view server_name) const {
     for (std::size_t i = 0; i < servers.size(); ++i) {
@@ -54,10 +88,52 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
     return results.begin()->endpoint();
 }
 
+bool is_ip_literal(std::string_view host) {
+    return conf::parse_ipv4(host).has_value() || conf::parse_ipv6(host).has_value();
+}
+
+// Finds the health of (endpoint, check, host) among the targets made so far, or
+// makes it: one check per real server address and check definition.
+std::shared_ptr<healthcheck::ServerHealth> health_for(std::vector<healthcheck::CheckTarget>& targets,
+                                                      const conf::HealthCheck& check, const tcp::endpoint& endpoint,
+                                                      healthcheck::CheckContext context, std::string label) {
+    for (const auto& target : targets) {
+        if (target.endpoint == endpoint && target.check == check && target.context.host == context.host) {
+            return target.health;
+        }
+    }
+    auto health = std::make_shared<healthcheck::ServerHealth>(check);
+    targets.push_back({health, check, endpoint, std::move(context), std::move(label)});
+    return health;
+}
+
+// Links each real server of a persistence group to the same name in the other
+// member services.
+void link_group_peers(Runtime& runtime) {
+    for (auto& service : runtime.services) {
+        const auto& group = service->config.persistence.group;
+        if (service->config.persistence.type != conf::PersistenceKind::source_ip || !group) continue;
+        for (auto& server : service->servers) {
+            for (auto& other : runtime.services) {
+                if (other.get() == service.get()) continue;
+                const auto& other_group = other->config.persistence.group;
+                if (other->config.persistence.type != conf::PersistenceKind::source_ip || other_group != group) {
+                    continue;
+                }
+                if (auto index = other->index_of(server->config.name)) {
+                    server->group_peers.push_back({other->servers[*index].get(), other.get()});
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 
-std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config) {
+std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config,
+                                                                                           std::string config_file) {
     auto runtime = std::make_shared<Runtime>();
+    runtime->config_file = std::move(config_file);
     std::vector<conf::ConfigError> errors;
     net::io_context resolver_io;
 
@@ -68,8 +144,17 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
 
     for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
         const auto& vs = config.virtual_services[s];
+        const auto& check = vs.health_check;
         auto service = std::make_unique<ServiceRuntime>();
         service->config = vs;
+
+        std::shared_ptr<net::ssl::context> check_tls;
+        if (check.type == conf::HealthCheckKind::https) {
+            std::string error;
+            check_tls = tls::make_client_tls_context(check.verify, check.ca, error);
+            if (!check_tls) errors.push_back({fmt::format("/virtual_services/{}/health_check/ca", s), error});
+        }
+
         std::vector<persistence::ServerEntry> entries;
         for (std::size_t r = 0; r < vs.real_servers.size(); ++r) {
             const auto& rs = vs.real_servers[r];
@@ -79,8 +164,20 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
                 errors.push_back({fmt::format("/virtual_services/{}/real_servers/{}/address", s, r), error});
                 continue;
             }
-            service->servers.push_back(
-                std::make_unique<RealServerRuntime>(rs, *endpoint, vs.health_check.fall));
+            tcp::endpoint check_endpoint(endpoint->address(), check.port.value_or(endpoint->port()));
+            healthcheck::CheckContext context;
+            context.host = check.host.value_or(rs.address.to_string());
+            context.tls = check_tls;
+            if (check.sni) {
+                context.sni = check.sni;
+            } else if (check.host && !is_ip_literal(*check.host)) {
+                context.sni = check.host;
+            }
+            std::string label = rs.name + "@" + conf::HostPort{rs.address.host, check_endpoint.port(),
+                                                                rs.address.kind}.to_string();
+            auto health = health_for(runtime->health_targets, check, check_endpoint, std::move(context),
+                                     std::move(label));
+            service->servers.push_back(std::make_unique<RealServerRuntime>(rs, *endpoint, std::move(health)));
             entries.push_back({rs.name, rs.weight});
         }
         service->scheduler = persistence::make_scheduler(vs.scheduler, std::move(entries));
@@ -95,6 +192,7 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
         runtime->services.push_back(std::move(service));
     }
     if (!errors.empty()) return errors;
+    link_group_peers(*runtime);
     runtime->config = std::move(config);
     return std::shared_ptr<const Runtime>(std::move(runtime));
 }

@@ -9,7 +9,8 @@
 
 #include "conf/config.hpp"
 #include "conf/config_parser.hpp"
-#include "healthcheck/passive_health.hpp"
+#include "healthcheck/monitor.hpp"
+#include "healthcheck/server_health.hpp"
 #include "persistence/scheduler.hpp"
 #include "persistence/source_ip_table.hpp"
 
@@ -35,15 +36,44 @@ struct TrafficCounters {
     std::atomic<std::uint64_t> bytes_out{0};  // to clients
 };
 
+// What the admin API (and the config's `enabled`) says of a real server.
+enum class AdminState : std::uint8_t { enabled, draining, disabled };
+
+struct ServiceRuntime;
+
 // One real server as one virtual service uses it.
 struct RealServerRuntime {
-    RealServerRuntime(conf::RealServer config, boost::asio::ip::tcp::endpoint endpoint, int fall);
+    RealServerRuntime(conf::RealServer config, boost::asio::ip::tcp::endpoint endpoint,
+                      std::shared_ptr<healthcheck::ServerHealth> health);
 
     const conf::RealServer config;
     const boost::asio::ip::tcp::endpoint endpoint;  // resolved at load
-    healthcheck::PassiveHealth passive_health;
+    // Shared with every service that checks the same address the same way.
+    const std::shared_ptr<healthcheck::ServerHealth> health;
+    std::atomic<AdminState> admin_state;
     TrafficCounters traffic;  // active = this service's open connections to it
     std::atomic<std::uint64_t> connect_failures{0};
+
+    // The same machine (same name) in the other member services of this service's
+    // persistence group: a server down, draining or disabled in one member takes
+    // no new clients in any (Outlook's RPC connections must all reach one CAS).
+    struct GroupPeer {
+        const RealServerRuntime* server;
+        const ServiceRuntime* service;
+    };
+    std::vector<GroupPeer> group_peers;
+
+    // May it take this service's new clients at `now`? Lock-free.
+    bool accepts_new_clients(std::chrono::steady_clock::time_point now) const;
+    // Whether this service's own view (admin state and health) lets it take clients.
+    bool locally_available(std::chrono::steady_clock::time_point now) const;
+
+    // The state the status API shows, and why when a group peer decided it.
+    struct Shown {
+        const char* state;  // up, down, draining, disabled
+        std::string detail; // "down in cas-rpc-mailbox", or empty
+    };
+    Shown shown_state(std::chrono::steady_clock::time_point now) const;
 };
 
 struct ServiceRuntime {
@@ -62,6 +92,10 @@ struct ServiceRuntime {
 
 struct Runtime {
     conf::Config config;
+    std::string config_file;
+    // One active check per (address, check definition), whatever the number of
+    // services that use it.
+    std::vector<healthcheck::CheckTarget> health_targets;
     std::vector<std::unique_ptr<ServiceRuntime>> services;
     std::map<std::string, std::shared_ptr<persistence::SourceIpTable>> persistence_groups;
 
@@ -72,6 +106,7 @@ struct Runtime {
 // Builds a snapshot: resolves real-server hostnames (a name that does not resolve
 // is an error at its JSON path), makes schedulers and persistence tables.
 // Blocking (DNS): call it off the workers.
-std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config);
+std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config,
+                                                                                           std::string config_file);
 
 }  // namespace castellan::proxy

@@ -42,6 +42,9 @@ net::awaitable<PumpEnd> splice_pump(net::ip::tcp::socket& from, net::ip::tcp::so
                                     Activity& activity) {
     constexpr auto use = net::as_tuple(net::use_awaitable);
     Pipe pipe;
+    // splice(2) honours the socket's own O_NONBLOCK, not only SPLICE_F_NONBLOCK.
+    boost::system::error_code ignored;
+    from.non_blocking(true, ignored);
     for (;;) {
         auto [wait_error] = co_await from.async_wait(net::ip::tcp::socket::wait_read, use);
         if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};

@@ -80,16 +80,15 @@ private:
 
 // `runtime` is never read: as a coroutine parameter it lives in the frame, which
 // is what keeps `service` and the settings valid until the connection closes.
-net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::shared_ptr<const Runtime> runtime,
+net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_endpoint,
+                                     [[maybe_unused]] std::shared_ptr<const Runtime> runtime,
                                      ServiceRuntime& service, SessionEnvironment environment) {
     const auto started = std::chrono::steady_clock::now();
     CountedScope live(environment.live_sessions);
     CountedScope service_active(service.traffic.active);
     service.traffic.total.fetch_add(1, std::memory_order_relaxed);
-    tune_connection(client);
 
     boost::system::error_code ignored;
-    const tcp::endpoint client_endpoint = client.remote_endpoint(ignored);
     const auto key = client_key_of(client_endpoint);
 
     auto upstream = co_await connect_upstream(service, key);
@@ -106,6 +105,9 @@ net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::s
     server.traffic.total.fetch_add(1, std::memory_order_relaxed);
     CountedScope server_active(server.traffic.active);
 
+    LiveSession live_session{&service, &server, &client, &backend};
+    RegisteredSession registered(environment.registry, live_session);
+
     std::uint64_t bytes_in = 0, bytes_out = 0;
     Activity activity;
     const auto idle = std::chrono::seconds(service.config.timeouts.idle_s);
@@ -120,7 +122,9 @@ net::awaitable<void> run_tcp_session(tcp::socket client, [[maybe_unused]] std::s
     auto outcome = co_await ((std::move(upload) && std::move(download)) || watch_idle(activity, idle));
 
     std::string reason;
-    if (outcome.index() == 1) {
+    if (live_session.closed_because) {
+        reason = live_session.closed_because;
+    } else if (outcome.index() == 1) {
         reason = "idle_timeout";
     } else {
         auto [upload_end, download_end] = std::get<0>(outcome);

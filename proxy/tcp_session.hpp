@@ -3,6 +3,7 @@
 
 #include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/session_registry.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,6 +19,7 @@ namespace castellan::proxy {
 struct SessionEnvironment {
     std::span<char> scratch;                   // the worker's pump buffer
     PumpKind pump_kind;
+    SessionRegistry& registry;                 // the worker's open sessions
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop
 };
 
@@ -27,6 +29,7 @@ struct SessionEnvironment {
 // never changes the settings of a running connection.
 // Runs on one worker thread; `service` belongs to `runtime`.
 boost::asio::awaitable<void> run_tcp_session(boost::asio::ip::tcp::socket client,
+                                             boost::asio::ip::tcp::endpoint client_endpoint,
                                              std::shared_ptr<const Runtime> runtime, ServiceRuntime& service,
                                              SessionEnvironment environment);
 

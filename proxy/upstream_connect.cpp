@@ -38,13 +38,21 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpo
 void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
                   ConnectResult result, std::chrono::milliseconds timeout) {
     server.connect_failures.fetch_add(1, std::memory_order_relaxed);
-    bool newly_out = server.passive_health.on_connect_failed(std::chrono::steady_clock::now());
     std::string reason = result == ConnectResult::timed_out
                              ? "timeout after " + std::to_string(timeout.count()) + " ms"
                              : error.message();
-    log::Line line(log::Level::warn, "connect_failed");
-    line.kv("vs", service.config.name).kv("server", server.config.name).kv("reason", reason);
-    if (newly_out) line.kv("action", "skipped for 10 s");
+    log::Line(log::Level::warn, "connect_failed")
+        .kv("vs", service.config.name)
+        .kv("server", server.config.name)
+        .kv("reason", reason);
+    if (auto change = server.health->on_connect_failed(std::chrono::steady_clock::now(), reason)) {
+        log::Line(log::Level::warn, "server_state")
+            .kv("vs", service.config.name)
+            .kv("server", server.config.name)
+            .kv("from", healthcheck::to_string(change->from))
+            .kv("to", healthcheck::to_string(change->to))
+            .kv("reason", change->reason);
+    }
 }
 
 }  // namespace
@@ -57,7 +65,7 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
     std::vector<std::uint32_t> active(count);
     for (std::size_t i = 0; i < count; ++i) {
         const auto& server = *service.servers[i];
-        eligible[i] = server.config.enabled && server.passive_health.available(now);
+        eligible[i] = server.accepts_new_clients(now);
         active[i] = server.traffic.active.load(std::memory_order_relaxed);
     }
 
@@ -89,8 +97,8 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
         boost::system::error_code error;
         ConnectResult result = co_await connect_once(socket, server.endpoint, timeout, error);
         if (result == ConnectResult::ok) {
-            server.passive_health.on_connect_ok();
-            tune_connection(socket);
+            server.health->on_connect_ok();
+            tune_upstream_connection(socket);
             bool persisted =
                 table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
             co_return UpstreamConnection{std::move(socket), &server, persisted};

@@ -48,12 +48,12 @@ net::awaitable<void> run_counted(net::awaitable<void> session, std::shared_ptr<c
 
 Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions)
     : index_(index),
-      io_(1),
-      work_(net::make_work_guard(io_)),
-      runtime_(std::move(runtime)),
       live_sessions_(live_sessions),
       scratch_(scratch_bytes),
-      pump_kind_(pump_kind_from_environment()) {}
+      pump_kind_(pump_kind_from_environment()),
+      runtime_(std::move(runtime)),
+      io_(1),
+      work_(net::make_work_guard(io_)) {}
 
 Worker::~Worker() { stop(); }
 
@@ -109,7 +109,8 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             }
         }
 
-        auto [error, socket] = co_await listener.acceptor.async_accept(use);
+        tcp::endpoint peer;  // filled by accept: saves a getpeername() per connection
+        auto [error, socket] = co_await listener.acceptor.async_accept(peer, use);
         if (error) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             if (error == net::error::operation_aborted || !listener.acceptor.is_open()) co_return;
@@ -133,8 +134,8 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             co_return;
         }
-        SessionEnvironment environment{std::span<char>(scratch_), pump_kind_, live_sessions_};
-        net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), std::move(runtime), *current, environment),
+        SessionEnvironment environment{std::span<char>(scratch_), pump_kind_, sessions_, live_sessions_};
+        net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment),
                                          std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {
                           if (!failure) return;

@@ -4,6 +4,7 @@
 
 #include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/session_registry.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -37,6 +38,8 @@ public:
     void stop();
 
     boost::asio::io_context& io() { return io_; }
+    // Touch only on the worker's thread (post to it).
+    SessionRegistry& sessions() { return sessions_; }
 
 private:
     struct Listener {
@@ -46,13 +49,16 @@ private:
     };
     boost::asio::awaitable<void> accept_loop(Listener& listener);
 
+    // Order matters: io_ is destroyed before the members declared above it, and
+    // its destruction destroys the suspended sessions, which still use them.
     std::size_t index_;
-    boost::asio::io_context io_;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-    std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started
     std::atomic<std::int64_t>& live_sessions_;
     std::vector<char> scratch_;
     PumpKind pump_kind_;
+    SessionRegistry sessions_;
+    std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started
+    boost::asio::io_context io_;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::list<Listener> listeners_;  // stable addresses for the accept loops
     std::thread thread_;
 };

@@ -1,0 +1,151 @@
+#include "proxy/admin/admin_server.hpp"
+
+#include "proxy/admin/status_page.hpp"
+
+#include "proxy/listen_socket.hpp"
+#include "proxy/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <chrono>
+
+namespace castellan::proxy::admin {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// An admin client gets this long for each request and each answer.
+constexpr auto request_timeout = std::chrono::seconds(10);
+constexpr std::size_t max_request_body = 64 * 1024;
+
+http::response<http::string_body> json_response(http::status status, const nlohmann::json& body, unsigned version,
+                                                 bool keep_alive) {
+    http::response<http::string_body> response(status, version);
+    response.set(http::field::server, "castellan");
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::cache_control, "no-store");
+    response.keep_alive(keep_alive);
+    response.body() = body.dump(2) + "\n";
+    response.prepare_payload();
+    return response;
+}
+
+}  // namespace
+
+struct AdminServer::State {
+    State(net::io_context& io_in, SnapshotSource current_in) : io(io_in), acceptor(io_in), current(std::move(current_in)) {}
+    net::io_context& io;
+    tcp::acceptor acceptor;
+    SnapshotSource current;
+    bool closed = false;
+
+    http::response<http::string_body> answer(const http::request<http::string_body>& request) {
+        const bool keep_alive = request.keep_alive();
+        const std::string_view target(request.target().data(), request.target().size());
+        const std::string_view path = target.substr(0, target.find('?'));
+        if (path == "/api/v1/status") {
+            if (request.method() != http::verb::get && request.method() != http::verb::head) {
+                auto response = json_response(http::status::method_not_allowed, {{"error", "use GET"}},
+                                              request.version(), keep_alive);
+                response.set(http::field::allow, "GET, HEAD");
+                return response;
+            }
+            auto [runtime, config] = current();
+            return json_response(http::status::ok, status_json(*runtime, config, std::chrono::steady_clock::now()),
+                                 request.version(), keep_alive);
+        }
+        if (path == "/" || path == "/index.html") {
+            auto [runtime, config] = current();
+            http::response<http::string_body> response(http::status::ok, request.version());
+            response.set(http::field::server, "castellan");
+            response.set(http::field::content_type, "text/html; charset=utf-8");
+            response.set(http::field::cache_control, "no-store");
+            response.keep_alive(keep_alive);
+            response.body() = status_page_html(status_json(*runtime, config, std::chrono::steady_clock::now()));
+            response.prepare_payload();
+            return response;
+        }
+        return json_response(http::status::not_found, {{"error", "not found"}}, request.version(), keep_alive);
+    }
+};
+
+namespace {
+
+net::awaitable<void> serve_client(std::shared_ptr<AdminServer::State> state, beast::tcp_stream stream) {
+    constexpr auto use = net::as_tuple(net::use_awaitable);
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(max_request_body);
+        stream.expires_after(request_timeout);
+        auto [read_error, read_bytes] = co_await http::async_read(stream, buffer, parser, use);
+        if (read_error) {
+            if (read_error != http::error::end_of_stream && read_error != beast::error::timeout &&
+                read_error != net::error::operation_aborted && read_error != net::error::connection_reset) {
+                // A malformed request gets a 400 and a closed connection.
+                auto response = json_response(http::status::bad_request, {{"error", read_error.message()}}, 11, false);
+                co_await http::async_write(stream, response, use);
+            }
+            break;
+        }
+        auto response = state->answer(parser.get());
+        if (parser.get().method() == http::verb::head) response.body().clear();
+        stream.expires_after(request_timeout);
+        auto [write_error, written] = co_await http::async_write(stream, response, use);
+        if (write_error || !response.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+net::awaitable<void> accept_clients(std::shared_ptr<AdminServer::State> state) {
+    constexpr auto use = net::as_tuple(net::use_awaitable);
+    while (!state->closed) {
+        auto [error, socket] = co_await state->acceptor.async_accept(use);
+        if (error) {
+            if (state->closed || error == net::error::operation_aborted) co_return;
+            log::Line(log::Level::warn, "admin_accept_failed").kv("error", error.message());
+            continue;
+        }
+        net::co_spawn(state->io, serve_client(state, beast::tcp_stream(std::move(socket))), net::detached);
+    }
+}
+
+}  // namespace
+
+AdminServer::AdminServer(net::io_context& io, SnapshotSource current)
+    : state_(std::make_shared<State>(io, std::move(current))) {}
+
+AdminServer::~AdminServer() { close(); }
+
+bool AdminServer::listen(const conf::HostPort& address, std::string& error) {
+    int fd = open_listen_socket(address, error);
+    if (fd < 0) return false;
+    boost::system::error_code ec;
+    state_->acceptor.assign(address.kind == conf::HostPort::Kind::ipv6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+        error = ec.message();
+        return false;
+    }
+    net::co_spawn(state_->io, accept_clients(state_), net::detached);
+    return true;
+}
+
+void AdminServer::close() {
+    state_->closed = true;
+    boost::system::error_code ignored;
+    state_->acceptor.close(ignored);
+}
+
+}  // namespace castellan::proxy::admin
