@@ -6,6 +6,7 @@
 #include "proxy/runtime.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -19,6 +20,14 @@ int print_errors(const std::vector<conf::ConfigError>& errors) {
     return 1;
 }
 
+// The config file as the status API shows it: absolute, so an operator knows
+// which file a reload reads whatever folder castellan was started from.
+std::string absolute_path(const std::string& file) {
+    std::error_code error;
+    auto absolute = std::filesystem::absolute(file, error);
+    return error ? file : absolute.lexically_normal().string();
+}
+
 int run(const std::string& config_file) {
     auto parsed = conf::load_config_file(config_file);
     if (!parsed.config) {
@@ -27,7 +36,7 @@ int run(const std::string& config_file) {
         }
         return 1;
     }
-    auto built = proxy::build_runtime(std::move(*parsed.config), config_file);
+    auto built = proxy::build_runtime(std::move(*parsed.config), absolute_path(config_file));
     if (auto* errors = std::get_if<std::vector<conf::ConfigError>>(&built)) {
         for (const auto& error : *errors) {
             proxy::log::Line(proxy::log::Level::error, "config_error").kv("file", config_file).kv("error", error.to_string());
