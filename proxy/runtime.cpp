@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <iterator>
+
 namespace castellan::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -86,6 +89,23 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
         if (entry.endpoint().address().is_v4()) return entry.endpoint();
     }
     return results.begin()->endpoint();
+}
+
+// A secret file's content without surrounding whitespace (INTERFACE.md).
+std::optional<std::string> read_token_file(const std::string& file, std::string& error) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        error = fmt::format("cannot read \"{}\"", file);
+        return std::nullopt;
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos) {
+        error = fmt::format("\"{}\" is empty", file);
+        return std::nullopt;
+    }
+    const auto last = text.find_last_not_of(" \t\r\n");
+    return text.substr(first, last - first + 1);
 }
 
 bool is_ip_literal(std::string_view host) {
@@ -190,6 +210,11 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
             }
         }
         runtime->services.push_back(std::move(service));
+    }
+    if (config.admin && config.admin->token_file) {
+        std::string error;
+        runtime->admin_token = read_token_file(*config.admin->token_file, error);
+        if (!runtime->admin_token) errors.push_back({"/admin/token_file", error});
     }
     if (!errors.empty()) return errors;
     link_group_peers(*runtime);

@@ -93,6 +93,7 @@ struct ServiceRuntime {
 struct Runtime {
     conf::Config config;
     std::string config_file;
+    std::optional<std::string> admin_token;  // from admin.token_file, whitespace stripped
     // One active check per (address, check definition), whatever the number of
     // services that use it.
     std::vector<healthcheck::CheckTarget> health_targets;

@@ -16,6 +16,9 @@
 #include <boost/beast/http/write.hpp>
 
 #include <chrono>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 namespace castellan::proxy::admin {
 namespace net = boost::asio;
@@ -39,6 +42,33 @@ http::response<http::string_body> json_response(http::status status, const nlohm
     response.body() = body.dump(2) + "\n";
     response.prepare_payload();
     return response;
+}
+
+// `/api/v1/virtual-services/{vs}/real-servers/{rs}/state` -> {vs, rs}.
+std::optional<std::pair<std::string, std::string>> state_call_target(std::string_view path) {
+    constexpr std::string_view prefix = "/api/v1/virtual-services/";
+    constexpr std::string_view middle = "/real-servers/";
+    constexpr std::string_view suffix = "/state";
+    if (!path.starts_with(prefix) || !path.ends_with(suffix)) return std::nullopt;
+    std::string_view names = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+    const auto split = names.find(middle);
+    if (split == std::string_view::npos || split == 0) return std::nullopt;
+    std::string_view service = names.substr(0, split);
+    std::string_view server = names.substr(split + middle.size());
+    if (server.empty() || server.find('/') != std::string_view::npos) return std::nullopt;
+    return std::make_pair(std::string(service), std::string(server));
+}
+
+// Compares in time independent of where the first difference is, so the token
+// cannot be guessed byte by byte from response times. (Its length is no secret
+// worth hiding.)
+bool same_secret(std::string_view given, std::string_view secret) {
+    if (given.size() != secret.size() || secret.empty()) return false;
+    unsigned char difference = 0;
+    for (std::size_t i = 0; i < secret.size(); ++i) {
+        difference |= static_cast<unsigned char>(given[i] ^ secret[i]);
+    }
+    return difference == 0;
 }
 
 }  // namespace
@@ -65,6 +95,9 @@ struct AdminServer::State {
             return json_response(http::status::ok, status_json(*runtime, config, std::chrono::steady_clock::now()),
                                  request.version(), keep_alive);
         }
+        if (auto target_names = state_call_target(path)) {
+            return change_state(request, target_names->first, target_names->second);
+        }
         if (path == "/" || path == "/index.html") {
             auto [runtime, config] = current();
             http::response<http::string_body> response(http::status::ok, request.version());
@@ -77,6 +110,73 @@ struct AdminServer::State {
             return response;
         }
         return json_response(http::status::not_found, {{"error", "not found"}}, request.version(), keep_alive);
+    }
+
+    // POST .../state {"state": "enabled" | "disabled" | "drain"}: drain and
+    // disabled take no new clients (persistent ones neither); open connections go on.
+    http::response<http::string_body> change_state(const http::request<http::string_body>& request,
+                                                   const std::string& service_name, const std::string& server_name) {
+        const bool keep_alive = request.keep_alive();
+        const unsigned version = request.version();
+        if (request.method() != http::verb::post) {
+            auto response = json_response(http::status::method_not_allowed, {{"error", "use POST"}}, version, keep_alive);
+            response.set(http::field::allow, "POST");
+            return response;
+        }
+        auto [runtime, config] = current();
+        if (runtime->admin_token) {
+            auto header = request[http::field::authorization];
+            std::string_view given(header.data(), header.size());
+            constexpr std::string_view bearer = "Bearer ";
+            if (!given.starts_with(bearer) || !same_secret(given.substr(bearer.size()), *runtime->admin_token)) {
+                auto response = json_response(http::status::unauthorized, {{"error", "missing or wrong bearer token"}},
+                                              version, keep_alive);
+                response.set(http::field::www_authenticate, "Bearer");
+                return response;
+            }
+        }
+        const ServiceRuntime* service = nullptr;
+        for (const auto& candidate : runtime->services) {
+            if (candidate->config.name == service_name) service = candidate.get();
+        }
+        if (!service) {
+            return json_response(http::status::not_found, {{"error", "no virtual service \"" + service_name + "\""}},
+                                 version, keep_alive);
+        }
+        auto index = service->index_of(server_name);
+        if (!index) {
+            return json_response(http::status::not_found,
+                                 {{"error", "no real server \"" + server_name + "\" in \"" + service_name + "\""}},
+                                 version, keep_alive);
+        }
+        auto body = nlohmann::json::parse(request.body(), nullptr, false);
+        AdminState wanted;
+        const std::string asked = body.is_object() && body.size() == 1 && body.contains("state") && body["state"].is_string()
+                                      ? body["state"].get<std::string>()
+                                      : std::string();
+        if (asked == "enabled") {
+            wanted = AdminState::enabled;
+        } else if (asked == "disabled") {
+            wanted = AdminState::disabled;
+        } else if (asked == "drain") {
+            wanted = AdminState::draining;
+        } else {
+            return json_response(http::status::bad_request,
+                                 {{"error", "expected {\"state\": \"enabled\" | \"disabled\" | \"drain\"}"}}, version,
+                                 keep_alive);
+        }
+        auto& server = *service->servers[*index];
+        server.admin_state.store(wanted, std::memory_order_relaxed);
+        const auto shown = server.shown_state(std::chrono::steady_clock::now());
+        log::Line(log::Level::info, "admin_state")
+            .kv("vs", service_name)
+            .kv("server", server_name)
+            .kv("state", asked)
+            .kv("shown", shown.state);
+        return json_response(http::status::ok,
+                             {{"ok", true}, {"virtual_service", service_name}, {"real_server", server_name},
+                              {"state", shown.state}},
+                             version, keep_alive);
     }
 };
 
