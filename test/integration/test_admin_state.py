@@ -1,0 +1,86 @@
+"""Drain, disable and enable a real server through the admin API (INTERFACE.md)."""
+
+import collections
+import json
+import os
+import shutil
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import IntegrationTest, addr, free_port, make_config, name_of_connection, tcp_service
+
+TOKEN = "demo-token-123"
+
+
+class AdminStateTest(IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.folder = tempfile.mkdtemp(prefix="castellan-admin-")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        self.token_file = os.path.join(self.folder, "admin.token")
+        with open(self.token_file, "w") as out:
+            out.write(f"  {TOKEN}\n")  # surrounding whitespace is stripped
+        self.admin_port = free_port()
+        self.port = free_port()
+        cas1, cas2 = self.named("cas1", "cas2")
+        self.start(
+            make_config(
+                [tcp_service("rpc", self.port, [("cas1", cas1.port), ("cas2", cas2.port)])],
+                admin={"listen": addr(self.admin_port), "token_file": self.token_file},
+            )
+        )
+
+    def call(self, service, server, body, token=TOKEN):
+        url = f"http://127.0.0.1:{self.admin_port}/api/v1/virtual-services/{service}/real-servers/{server}/state"
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="POST")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def server_state(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/api/v1/status", timeout=5) as response:
+            status = json.loads(response.read())
+        (service,) = status["virtual_services"]
+        return {s["name"]: s["state"] for s in service["real_servers"]}[name]
+
+    def spread(self, count):
+        return collections.Counter(name_of_connection(self.port) for _ in range(count))
+
+    def test_drain_takes_no_new_clients_and_enable_brings_it_back(self):
+        held = self.client(self.port)  # an open connection survives the drain
+        status, body = self.call("rpc", "cas1", {"state": "drain"})
+        self.assertEqual((status, body["state"]), (200, "draining"))
+        self.assertEqual(self.server_state("cas1"), "draining")
+        self.assertEqual(self.spread(10), {"cas2": 10})
+        held.sendall(b"still here")
+        self.assertIn(b"still here", held.recv(100) + held.recv(100))
+        status, _ = self.call("rpc", "cas1", {"state": "enabled"})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.server_state("cas1"), "up")
+        self.assertEqual(self.spread(10), {"cas1": 5, "cas2": 5})
+
+    def test_disabled(self):
+        status, body = self.call("rpc", "cas2", {"state": "disabled"})
+        self.assertEqual((status, body["state"]), (200, "disabled"))
+        self.assertEqual(self.spread(6), {"cas1": 6})
+
+    def test_errors(self):
+        self.assertEqual(self.call("rpc", "cas1", {"state": "drain"}, token=None)[0], 401)
+        self.assertEqual(self.call("rpc", "cas1", {"state": "drain"}, token="wrong")[0], 401)
+        self.assertEqual(self.call("nope", "cas1", {"state": "drain"})[0], 404)
+        self.assertEqual(self.call("rpc", "cas9", {"state": "drain"})[0], 404)
+        self.assertEqual(self.call("rpc", "cas1", {"state": "asleep"})[0], 400)
+        self.assertEqual(self.call("rpc", "cas1", b"{not json")[0], 400)
+        # None of those changed anything.
+        self.assertEqual(self.server_state("cas1"), "up")
+
+
+if __name__ == "__main__":
+    unittest.main()
