@@ -9,7 +9,16 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import IntegrationTest, addr, free_port, make_config, name_of_connection, tcp_service
+from harness import (
+    IntegrationTest,
+    addr,
+    free_port,
+    make_config,
+    name_of_connection,
+    read_name,
+    recv_exactly,
+    tcp_service,
+)
 
 TOKEN = "demo-token-123"
 
@@ -54,16 +63,18 @@ class AdminStateTest(IntegrationTest):
         return collections.Counter(name_of_connection(self.port) for _ in range(count))
 
     def test_drain_takes_no_new_clients_and_enable_brings_it_back(self):
-        held = self.client(self.port)  # an open connection survives the drain
-        status, body = self.call("rpc", "cas1", {"state": "drain"})
+        held = self.client(self.port)  # an open connection survives the drain of its server
+        drained = read_name(held)
+        other = {"cas1": "cas2", "cas2": "cas1"}[drained]
+        status, body = self.call("rpc", drained, {"state": "drain"})
         self.assertEqual((status, body["state"]), (200, "draining"))
-        self.assertEqual(self.server_state("cas1"), "draining")
-        self.assertEqual(self.spread(10), {"cas2": 10})
+        self.assertEqual(self.server_state(drained), "draining")
+        self.assertEqual(self.spread(10), {other: 10})
         held.sendall(b"still here")
-        self.assertIn(b"still here", held.recv(100) + held.recv(100))
-        status, _ = self.call("rpc", "cas1", {"state": "enabled"})
+        self.assertEqual(recv_exactly(held, len(b"still here")), b"still here")
+        status, _ = self.call("rpc", drained, {"state": "enabled"})
         self.assertEqual(status, 200)
-        self.assertEqual(self.server_state("cas1"), "up")
+        self.assertEqual(self.server_state(drained), "up")
         self.assertEqual(self.spread(10), {"cas1": 5, "cas2": 5})
 
     def test_disabled(self):
