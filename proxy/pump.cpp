@@ -1,5 +1,7 @@
 #include "proxy/pump.hpp"
 
+#include "proxy/splice_pump.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -35,12 +37,14 @@ PumpEnd end_both_directions(net::ip::tcp::socket& from, net::ip::tcp::socket& to
 
 PumpKind pump_kind_from_environment() {
     const char* choice = std::getenv("CASTELLAN_PUMP");
-    if (choice && std::string_view(choice) == "splice") return PumpKind::splice;
-    return PumpKind::copy;
+    const std::string_view name = choice ? choice : "";
+    if (name == "splice") return PumpKind::splice;
+    if (name == "copy") return PumpKind::copy;
+    return PumpKind::automatic;
 }
 
 net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& to, std::span<char> scratch,
-                             std::uint64_t& bytes, Activity& activity) {
+                             std::uint64_t& bytes, Activity& activity, PipePool* bulk_pipes) {
     constexpr auto use = net::as_tuple(net::use_awaitable);
     for (;;) {
         // Wait for readability instead of reading into a buffer: no memory is
@@ -87,6 +91,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
                 activity.last = std::chrono::steady_clock::now();
             }
             if (got < scratch.size()) break;  // drained for now
+            if (bulk_pipes) co_return co_await splice_pump(from, to, bytes, activity, *bulk_pipes, true);
         }
     }
 }

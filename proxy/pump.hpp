@@ -33,19 +33,27 @@ struct PumpEnd {
 PumpEnd end_both_directions(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
                             PumpEnd::Kind kind, boost::system::error_code error);
 
-// How bytes are moved: through the worker's buffer, or with splice(2).
-enum class PumpKind { copy, splice };
-// CASTELLAN_PUMP=copy|splice in the environment picks one for benchmarking;
-// anything else gives the default.
+class PipePool;
+
+// How bytes are moved: through the worker's buffer, with splice(2), or (the
+// default) through the buffer until a direction shows itself a bulk transfer and
+// then with splice(2). Copying wins on short exchanges (no pipe to set up),
+// splicing on bulk ones (no copy through user space), as HAProxy's splice-auto.
+enum class PumpKind { copy, splice, automatic };
+// CASTELLAN_PUMP=copy|splice|auto in the environment picks one for
+// benchmarking; anything else gives the default.
 PumpKind pump_kind_from_environment();
 
 // Copies bytes from `from` to `to` until `from` ends. `scratch` is the worker's shared buffer: a read lands there
 // and is written at once; only when `to` cannot take it all is the rest copied
 // into a buffer of this connection, so an idle connection holds no buffer at all.
 // On EOF it shuts down `to`'s sending side and returns (half-close: the other
-// direction goes on). Counts bytes into `bytes` and stamps `activity`.
+// direction goes on). Counts bytes into `bytes` and stamps `activity`. With
+// `bulk_pipes`, a read that fills the whole scratch buffer hands the rest of the
+// direction to splice_pump().
 // Runs on the connection's worker thread.
 boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                                     std::span<char> scratch, std::uint64_t& bytes, Activity& activity);
+                                     std::span<char> scratch, std::uint64_t& bytes, Activity& activity,
+                                     PipePool* bulk_pipes = nullptr);
 
 }  // namespace castellan::proxy

@@ -114,8 +114,12 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     // Both directions share the worker's scratch buffer: each uses it only between
     // a read and the write that follows, with no suspension in between.
     auto move_bytes = [&](tcp::socket& from, tcp::socket& to, std::uint64_t& bytes) {
-        return environment.pump_kind == PumpKind::splice ? splice_pump(from, to, bytes, activity)
-                                                         : pump(from, to, environment.scratch, bytes, activity);
+        switch (environment.pump_kind) {
+            case PumpKind::splice: return splice_pump(from, to, bytes, activity, environment.pipes);
+            case PumpKind::copy: return pump(from, to, environment.scratch, bytes, activity);
+            case PumpKind::automatic: break;
+        }
+        return pump(from, to, environment.scratch, bytes, activity, &environment.pipes);
     };
     auto upload = move_bytes(client, backend, bytes_in);
     auto download = move_bytes(backend, client, bytes_out);

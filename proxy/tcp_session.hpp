@@ -1,6 +1,7 @@
 // One client connection of a tcp-mode virtual service, from accept to close.
 #pragma once
 
+#include "proxy/pipe_pool.hpp"
 #include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/session_registry.hpp"
@@ -18,6 +19,7 @@ namespace castellan::proxy {
 // What a worker lends to each of its sessions.
 struct SessionEnvironment {
     std::span<char> scratch;                   // the worker's pump buffer
+    PipePool& pipes;                           // the worker's spare pipes for splice(2)
     PumpKind pump_kind;
     SessionRegistry& registry;                 // the worker's open sessions
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop

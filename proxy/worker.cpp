@@ -23,6 +23,9 @@ namespace {
 
 // 64 KiB per worker, not per connection: see pump().
 constexpr std::size_t scratch_bytes = 64 * 1024;
+// Spare pipes a worker keeps for splice(2): enough for the bulk transfers of a
+// busy site at any moment, two descriptors each.
+constexpr std::size_t spare_pipes = 64;
 
 // How long an acceptor rests after running out of descriptors or memory. Retrying
 // at once would spin a core on an error that only a closing connection can clear.
@@ -50,6 +53,7 @@ Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::a
     : index_(index),
       live_sessions_(live_sessions),
       scratch_(scratch_bytes),
+      pipes_(spare_pipes),
       pump_kind_(pump_kind_from_environment()),
       runtime_(std::move(runtime)),
       io_(1),
@@ -134,7 +138,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             co_return;
         }
-        SessionEnvironment environment{std::span<char>(scratch_), pump_kind_, sessions_, live_sessions_};
+        SessionEnvironment environment{std::span<char>(scratch_), pipes_, pump_kind_, sessions_, live_sessions_};
         net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment),
                                          std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {

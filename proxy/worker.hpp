@@ -2,6 +2,7 @@
 // from accept to close, so session code needs no locks or strands.
 #pragma once
 
+#include "proxy/pipe_pool.hpp"
 #include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/session_registry.hpp"
@@ -54,6 +55,7 @@ private:
     std::size_t index_;
     std::atomic<std::int64_t>& live_sessions_;
     std::vector<char> scratch_;
+    PipePool pipes_;
     PumpKind pump_kind_;
     SessionRegistry sessions_;
     std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started

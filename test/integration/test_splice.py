@@ -1,7 +1,8 @@
 """Bytes through the proxy: bulk data intact, half-close passed on, server-first protocols.
 
-Each test runs once per pump (CASTELLAN_PUMP=copy and =splice), since both are
-built and either may be the default.
+Each test runs once per pump (CASTELLAN_PUMP=copy, =splice, and the default,
+which copies until a direction turns out to be a bulk transfer and then splices),
+since all three are built and can be chosen.
 """
 
 import hashlib
@@ -140,6 +141,23 @@ class SpliceTestBase(IntegrationTest):
             sock.sendall(message)
             self.assertEqual(recv_exactly(sock, len(message)), message)
 
+    def test_small_exchanges_after_bulk(self):
+        # The default pump switches a direction to splice(2) in the middle of a bulk
+        # transfer; the connection goes on working for small messages afterwards.
+        server = self.serve(NamedServer("cas1"))
+        port = self.start_proxy(server)
+        sock = self.client(port, timeout=20)
+        self.assertEqual(read_name(sock), "cas1")
+        payload = os.urandom(2 * 1024 * 1024)
+        sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+        sender.start()
+        self.assertEqual(recv_exactly(sock, len(payload), timeout=20), payload)
+        sender.join(20)
+        for i in range(50):
+            message = f"small {i}\n".encode()
+            sock.sendall(message)
+            self.assertEqual(recv_exactly(sock, len(message)), message)
+
     def test_parallel_bulk_connections(self):
         # 8 connections of 512 KiB each at once, 4 worker threads.
         server = self.serve(EchoServer())
@@ -179,6 +197,10 @@ class CopyPumpTest(SpliceTestBase):
 
 class SplicePumpTest(SpliceTestBase):
     pump = "splice"
+
+
+class DefaultPumpTest(SpliceTestBase):
+    pump = None
 
 
 del SpliceTestBase  # run only through the two subclasses
