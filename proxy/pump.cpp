@@ -35,6 +35,13 @@ PumpEnd end_both_directions(net::ip::tcp::socket& from, net::ip::tcp::socket& to
     return PumpEnd{kind, error};
 }
 
+void pass_on_eof(net::ip::tcp::socket& to, Activity& activity) {
+    if (activity.one_direction_ended) return;
+    activity.one_direction_ended = true;
+    boost::system::error_code ignored;
+    to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+}
+
 PumpKind pump_kind_from_environment() {
     const char* choice = std::getenv("CASTELLAN_PUMP");
     const std::string_view name = choice ? choice : "";
@@ -44,14 +51,18 @@ PumpKind pump_kind_from_environment() {
 }
 
 net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& to, std::span<char> scratch,
-                             std::uint64_t& bytes, Activity& activity, PipePool* bulk_pipes) {
+                             std::uint64_t& bytes, Activity& activity, PipePool* bulk_pipes, bool readable_now) {
     constexpr auto use = net::as_tuple(net::use_awaitable);
+    bool wait_first = !readable_now;
     for (;;) {
         // Wait for readability instead of reading into a buffer: no memory is
         // tied to a connection while it waits.
-        auto [wait_error] = co_await from.async_wait(net::ip::tcp::socket::wait_read, use);
-        if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};
-        if (wait_error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, wait_error);
+        if (wait_first) {
+            auto [wait_error] = co_await from.async_wait(net::ip::tcp::socket::wait_read, use);
+            if (wait_error == net::error::operation_aborted) co_return PumpEnd{PumpEnd::Kind::cancelled, wait_error};
+            if (wait_error) co_return end_both_directions(from, to, PumpEnd::Kind::read_error, wait_error);
+        }
+        wait_first = true;
         for (int round = 0; round < reads_per_wakeup; ++round) {
             // Plain recv/send with MSG_DONTWAIT rather than Asio's read_some and
             // write_some: those need the socket's user non-blocking mode, an extra
@@ -62,8 +73,7 @@ net::awaitable<PumpEnd> pump(net::ip::tcp::socket& from, net::ip::tcp::socket& t
                 co_return end_both_directions(from, to, PumpEnd::Kind::read_error, last_error());
             }
             if (got_bytes == 0) {
-                boost::system::error_code ignored;
-                to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+                pass_on_eof(to, activity);
                 co_return PumpEnd{PumpEnd::Kind::eof, {}};
             }
             const std::size_t got = static_cast<std::size_t>(got_bytes);

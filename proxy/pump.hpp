@@ -15,6 +15,8 @@ namespace castellan::proxy {
 // either direction (the idle deadline is pushed forward by it).
 struct Activity {
     std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    // Set by the first direction to end on EOF.
+    bool one_direction_ended = false;
 };
 
 struct PumpEnd {
@@ -35,6 +37,12 @@ PumpEnd end_both_directions(boost::asio::ip::tcp::socket& from, boost::asio::ip:
 
 class PipePool;
 
+// Passes `from`'s EOF on to `to` as a shutdown of its sending side, so that the
+// other direction keeps flowing (half-close). When the other direction has
+// already ended on EOF, the session is about to close both sockets, and that
+// close sends the FIN: the shutdown call is skipped.
+void pass_on_eof(boost::asio::ip::tcp::socket& to, Activity& activity);
+
 // How bytes are moved: through the worker's buffer, with splice(2), or (the
 // default) through the buffer until a direction shows itself a bulk transfer and
 // then with splice(2). Copying wins on short exchanges (no pipe to set up),
@@ -50,10 +58,12 @@ PumpKind pump_kind_from_environment();
 // On EOF it shuts down `to`'s sending side and returns (half-close: the other
 // direction goes on). Counts bytes into `bytes` and stamps `activity`. With
 // `bulk_pipes`, a read that fills the whole scratch buffer hands the rest of the
-// direction to splice_pump().
+// direction to splice_pump(). With `readable_now` the first read is tried before
+// waiting: a client that speaks first has usually sent its request while the
+// real server was being connected.
 // Runs on the connection's worker thread.
 boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
                                      std::span<char> scratch, std::uint64_t& bytes, Activity& activity,
-                                     PipePool* bulk_pipes = nullptr);
+                                     PipePool* bulk_pipes = nullptr, bool readable_now = false);
 
 }  // namespace castellan::proxy

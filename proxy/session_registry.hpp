@@ -2,12 +2,12 @@
 // them closed (on_server_down: close) by posting to that worker.
 #pragma once
 
+#include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
-#include <unordered_set>
 
 namespace castellan::proxy {
 
@@ -18,21 +18,34 @@ struct LiveSession {
     const RealServerRuntime* server = nullptr;
     boost::asio::ip::tcp::socket* client = nullptr;
     boost::asio::ip::tcp::socket* backend = nullptr;
+    const Activity* activity = nullptr;      // when a byte last moved either way
+    std::chrono::seconds idle{0};            // timeouts.idle_s of its service
     const char* closed_because = nullptr;  // set when closed from outside
+
+    // The registry's links: a session registers without allocating.
+    LiveSession* previous = nullptr;
+    LiveSession* next = nullptr;
 };
 
-// Owned by one worker and touched only on its thread: no lock.
+// Owned by one worker and touched only on its thread: no lock. An intrusive
+// list, so that registering costs no allocation on the connection path.
 class SessionRegistry {
 public:
-    void add(LiveSession& session) { sessions_.insert(&session); }
-    void remove(LiveSession& session) { sessions_.erase(&session); }
+    void add(LiveSession& session);
+    void remove(LiveSession& session);
+    std::size_t size() const { return size_; }
 
     // Closes both sockets of every session `select` picks, recording `reason`;
     // their pumps then end and the sessions finish as usual. Gives the count.
     std::size_t close_if(const std::function<bool(const LiveSession&)>& select, const char* reason);
+    // Closes the sessions that moved no byte either way for their `idle`
+    // ("idle_timeout"). One sweep per worker every fraction of a second costs
+    // less than a timer per connection, and idle_s is counted in seconds.
+    std::size_t close_idle(std::chrono::steady_clock::time_point now);
 
 private:
-    std::unordered_set<LiveSession*> sessions_;
+    LiveSession* first_ = nullptr;
+    std::size_t size_ = 0;
 };
 
 // Registers a session for the life of a scope.

@@ -72,7 +72,7 @@ net::awaitable<PumpEnd> splice_pump(net::ip::tcp::socket& from, net::ip::tcp::so
                 co_return end_both_directions(from, to, PumpEnd::Kind::read_error, last_error());
             }
             if (got == 0) {
-                to.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+                pass_on_eof(to, activity);
                 co_return PumpEnd{PumpEnd::Kind::eof, {}};
             }
             bytes += static_cast<std::uint64_t>(got);

