@@ -6,7 +6,10 @@
 #   - bulk throughput with iperf3, client to server and server to client (-R);
 #   - new connections per second: short connections that connect, send 64 bytes,
 #     read the 64-byte echo and close (bench/connrate.c against bench/echo_server.c),
-#     with the median and 99th-percentile time of one such connection;
+#     with the median and 99th-percentile time of one such connection, and the
+#     proxy's CPU time (user + system, all threads) per connection: on a small
+#     machine the load generator can saturate before the proxy does, and then the
+#     rate hides what the CPU time shows;
 #   - the proxies' memory per idle proxied connection (VmRSS before/after holding
 #     IDLE_CONNS idle connections open through them).
 # in ROUNDS alternating rounds (each round measures every target back to back, in
@@ -378,6 +381,11 @@ done
 
 record() { printf 'result\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
 
+# CPU time (user + system, all threads) a process has used, in clock ticks:
+# fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends its name.
+clock_ticks=$(getconf CLK_TCK)
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
 # iperf3 through TARGET; prints Gbit/s as the receiver counted them, or "failed".
 run_iperf() {
     local target=$1 direction=$2 json
@@ -418,6 +426,7 @@ for ((round = 1; round <= rounds; round++)); do
     done
     for target in "${order[@]}"; do
         step=$((step + 1))
+        if [[ $target != direct ]]; then cpu_before=$(cpu_ticks "${proxy_pid[$target]}"); fi
         line=$(timeout $((rate_secs + 20)) "${pin_load[@]}" "$out_dir/connrate" 127.0.0.1 \
             "${front_echo[$target]}" "$rate_secs" "$concurrency" 2>&1) || true
         rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$line")
@@ -427,6 +436,14 @@ for ((round = 1; round <= rounds; round++)); do
         record conn_rate "$target" "$round" "${rate:-failed}"
         record conn_p50 "$target" "$round" "${p50:-failed}"
         record conn_p99 "$target" "$round" "${p99:-failed}"
+        if [[ $target != direct ]]; then
+            cpu_after=$(cpu_ticks "${proxy_pid[$target]}")
+            connections=$(sed -n 's/^connections=\([0-9]*\).*/\1/p' <<<"$line")
+            if [[ ${connections:-0} -gt 0 ]]; then
+                record conn_cpu "$target" "$round" "$(awk -v t=$((cpu_after - cpu_before)) -v hz="$clock_ticks" \
+                    -v n="$connections" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+            fi
+        fi
         say "[$step/$total_steps] round $round: $target connections: ${rate:-?}/s, errors ${errors:-?}, p50 ${p50:-?} us, p99 ${p99:-?} us"
         [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target: $line"
         sleep 1  # let the TIME_WAIT sockets of this run settle

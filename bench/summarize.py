@@ -20,6 +20,7 @@ METRICS = {
     "conn_rate": ("new connections per second", "conn/s", True, 0),
     "conn_p50": ("connection time, median", "us", False, 0),
     "conn_p99": ("connection time, 99th percentile", "us", False, 0),
+    "conn_cpu": ("proxy CPU time per connection", "us", False, 1),
 }
 TARGET_ORDER = ["direct", "haproxy", "castellan", "castellan-copy", "castellan-splice"]
 
