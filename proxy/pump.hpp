@@ -1,47 +1,39 @@
-// Moving bytes one way between two sockets: the one coroutine used for both
-// directions of a connection.
+// Moving bytes one way between two sockets, as a small state machine driven by
+// Asio handlers: no coroutine frame, no buffer of its own while it waits.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include "proxy/pipe_pool.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 namespace castellan::proxy {
 
-// What both directions of one connection share: the time of the last byte in
-// either direction (the idle deadline is pushed forward by it).
+// What both directions of one connection share.
 struct Activity {
+    // The time of the last byte in either direction (the idle deadline is
+    // pushed forward by it).
     std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
     // Set by the first direction to end on EOF.
     bool one_direction_ended = false;
+    // Set when a direction failed: the other one stops at its next step even
+    // if its own completion was already queued when the sockets were cancelled.
+    bool aborted = false;
 };
 
 struct PumpEnd {
     enum class Kind {
-        eof,        // `from` closed its sending side; passed on as a shutdown of `to`
-        read_error, // `from` failed (reset, ...)
-        write_error,// `to` failed
-        cancelled,  // the session ended it (idle timeout, stop)
+        eof,         // `from` closed its sending side; passed on as a shutdown of `to`
+        read_error,  // `from` failed (reset, ...)
+        write_error, // `to` failed
+        cancelled,   // the session ended it (idle timeout, server down, stop)
     } kind = Kind::eof;
     boost::system::error_code error;
 };
-
-// Ends a failed direction: cancels whatever the other direction is waiting for
-// on either socket so that it returns too (a reset is not a half-close), and gives
-// the PumpEnd to return.
-PumpEnd end_both_directions(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                            PumpEnd::Kind kind, boost::system::error_code error);
-
-class PipePool;
-
-// Passes `from`'s EOF on to `to` as a shutdown of its sending side, so that the
-// other direction keeps flowing (half-close). When the other direction has
-// already ended on EOF, the session is about to close both sockets, and that
-// close sends the FIN: the shutdown call is skipped.
-void pass_on_eof(boost::asio::ip::tcp::socket& to, Activity& activity);
 
 // How bytes are moved: through the worker's buffer, with splice(2), or (the
 // default) through the buffer until a direction shows itself a bulk transfer and
@@ -52,18 +44,68 @@ enum class PumpKind { copy, splice, automatic };
 // benchmarking; anything else gives the default.
 PumpKind pump_kind_from_environment();
 
-// Copies bytes from `from` to `to` until `from` ends. `scratch` is the worker's shared buffer: a read lands there
-// and is written at once; only when `to` cannot take it all is the rest copied
-// into a buffer of this connection, so an idle connection holds no buffer at all.
-// On EOF it shuts down `to`'s sending side and returns (half-close: the other
-// direction goes on). Counts bytes into `bytes` and stamps `activity`. With
-// `bulk_pipes`, a read that fills the whole scratch buffer hands the rest of the
-// direction to splice_pump(). With `readable_now` the first read is tried before
-// waiting: a client that speaks first has usually sent its request while the
-// real server was being connected.
-// Runs on the connection's worker thread.
-boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                                     std::span<char> scratch, std::uint64_t& bytes, Activity& activity,
-                                     PipePool* bulk_pipes = nullptr, bool readable_now = false);
+// What a worker lends to the pumps of its connections.
+struct PumpTools {
+    std::span<char> scratch;  // the worker's buffer: a read lands there and is written at once
+    PipePool* pipes;          // the worker's spare pipes for splice(2)
+    PumpKind kind;
+};
+
+// One direction of a connection: reads from `from`, writes to `to`, until
+// `from` ends. Only when `to` cannot take a read at once is the rest copied into
+// a buffer of this direction, so an idle connection holds no buffer. On EOF it
+// shuts down `to`'s sending side (half-close: the other direction goes on); on an
+// error it cancels both sockets so that the other direction ends too (a reset is
+// not a half-close). Calls `on_end` once, from a handler, when it has ended.
+// Runs on the connection's worker thread; must outlive its pending operations
+// (the owner waits for `on_end` before destroying it).
+class Pump {
+public:
+    class Owner {
+    public:
+        virtual void pump_ended() = 0;
+
+    protected:
+        ~Owner() = default;
+    };
+
+    Pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Activity& activity,
+         const PumpTools& tools, Owner& owner);
+    Pump(const Pump&) = delete;
+    Pump& operator=(const Pump&) = delete;
+
+    // With `readable_now` the first read is tried before waiting: a client that
+    // speaks first has usually sent its request while the real server was being
+    // connected.
+    void start(bool readable_now);
+
+    const PumpEnd& end() const { return end_; }
+    std::uint64_t bytes() const { return bytes_; }
+
+private:
+    void wait_readable();
+    void move_some();
+    void copy_some();
+    void write_rest();
+    void splice_some();
+    bool drain_pipe();
+    void start_splicing();
+    bool stop_if_aborted();
+    void fail(PumpEnd::Kind kind, boost::system::error_code error);
+    void finish(PumpEnd end);
+
+    boost::asio::ip::tcp::socket& from_;
+    boost::asio::ip::tcp::socket& to_;
+    Activity& activity_;
+    PumpTools tools_;
+    Owner& owner_;
+    std::uint64_t bytes_ = 0;
+    bool splicing_ = false;
+    PumpEnd end_;
+    // Bytes `to` could not take at once, until they are written.
+    std::unique_ptr<char[]> rest_;
+    std::size_t rest_size_ = 0;
+    Pipe pipe_;  // borrowed from the pool while splicing
+};
 
 }  // namespace castellan::proxy

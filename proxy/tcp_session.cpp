@@ -1,12 +1,11 @@
 #include "proxy/tcp_session.hpp"
 
 #include "proxy/log.hpp"
-#include "proxy/pump.hpp"
+#include "proxy/transfer.hpp"
 #include "proxy/socket_options.hpp"
-#include "proxy/splice_pump.hpp"
 #include "proxy/upstream_connect.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
@@ -16,7 +15,6 @@
 namespace castellan::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using namespace net::experimental::awaitable_operators;
 
 namespace {
 
@@ -91,26 +89,15 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     server.traffic.total.fetch_add(1, std::memory_order_relaxed);
     CountedScope server_active(server.traffic.active);
 
-    std::uint64_t bytes_in = 0, bytes_out = 0;
-    Activity activity;
+    Transfer transfer(client, backend, environment.pump_tools);
     // The worker's idle sweep closes the session once nothing moved for idle_s.
-    LiveSession live_session{&service, &server, &client, &backend, &activity,
+    LiveSession live_session{&service, &server, &client, &backend, &transfer.activity(),
                              std::chrono::seconds(service.config.timeouts.idle_s)};
     RegisteredSession registered(environment.registry, live_session);
-
-    // Both directions share the worker's scratch buffer: each uses it only between
-    // a read and the write that follows, with no suspension in between.
-    auto move_bytes = [&](tcp::socket& from, tcp::socket& to, std::uint64_t& bytes, bool readable_now) {
-        switch (environment.pump_kind) {
-            case PumpKind::splice: return splice_pump(from, to, bytes, activity, environment.pipes, readable_now);
-            case PumpKind::copy: return pump(from, to, environment.scratch, bytes, activity, nullptr, readable_now);
-            case PumpKind::automatic: break;
-        }
-        return pump(from, to, environment.scratch, bytes, activity, &environment.pipes, readable_now);
-    };
-    auto upload = move_bytes(client, backend, bytes_in, true);
-    auto download = move_bytes(backend, client, bytes_out, false);
-    auto [upload_end, download_end] = co_await (std::move(upload) && std::move(download));
+    co_await transfer.async_run(net::as_tuple(net::use_awaitable));
+    const PumpEnd& upload_end = transfer.upload_end();
+    const PumpEnd& download_end = transfer.download_end();
+    const std::uint64_t bytes_in = transfer.bytes_in(), bytes_out = transfer.bytes_out();
 
     std::string reason;
     if (live_session.closed_because) {

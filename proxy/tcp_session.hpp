@@ -1,7 +1,6 @@
 // One client connection of a tcp-mode virtual service, from accept to close.
 #pragma once
 
-#include "proxy/pipe_pool.hpp"
 #include "proxy/pump.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/session_registry.hpp"
@@ -12,15 +11,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <span>
 
 namespace castellan::proxy {
 
 // What a worker lends to each of its sessions.
 struct SessionEnvironment {
-    std::span<char> scratch;                   // the worker's pump buffer
-    PipePool& pipes;                           // the worker's spare pipes for splice(2)
-    PumpKind pump_kind;
+    PumpTools pump_tools;                      // the worker's buffer and pipes
     SessionRegistry& registry;                 // the worker's open sessions
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop
 };

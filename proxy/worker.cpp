@@ -155,7 +155,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             co_return;
         }
-        SessionEnvironment environment{std::span<char>(scratch_), pipes_, pump_kind_, sessions_, live_sessions_};
+        SessionEnvironment environment{PumpTools{std::span<char>(scratch_), &pipes_, pump_kind_}, sessions_, live_sessions_};
         net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment),
                                          std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {

@@ -1,0 +1,68 @@
+// Both directions of one connection, awaited as one operation by the session.
+#pragma once
+
+#include "proxy/pump.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <utility>
+
+namespace castellan::proxy {
+
+// Runs the two pumps of a connection and completes once both have ended. Two
+// handler-driven pumps under one completion cost less per connection than two
+// coroutines joined by `&&` (a parallel group, a spawned coroutine per side and
+// their cancellation state), in CPU and in memory while the connection idles.
+// Runs on the connection's worker thread; the session keeps it, and both
+// sockets, alive until the operation completes.
+class Transfer : private Pump::Owner {
+public:
+    Transfer(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& backend, const PumpTools& tools)
+        : upload_(client, backend, activity_, tools, *this),
+          download_(backend, client, activity_, tools, *this),
+          finished_(client.get_executor()) {}
+
+    // Completes (with an error_code to ignore) when both directions have ended;
+    // then upload_end() and download_end() say how.
+    template <typename CompletionToken>
+    auto async_run(CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
+            [this](auto handler) {
+                // The wait on a timer that never expires is the completion: the
+                // reactor, not this object, holds the session's handler, so a
+                // worker that is torn down destroys the session as usual.
+                finished_.expires_at(boost::asio::steady_timer::time_point::max());
+                finished_.async_wait(std::move(handler));
+                // Download first: a client that already failed makes the upload
+                // cancel both sockets at once, and the download must be waiting
+                // by then to see it.
+                download_.start(false);
+                upload_.start(true);
+            },
+            token);
+    }
+
+    Activity& activity() { return activity_; }
+    const PumpEnd& upload_end() const { return upload_.end(); }
+    const PumpEnd& download_end() const { return download_.end(); }
+    std::uint64_t bytes_in() const { return upload_.bytes(); }     // from the client
+    std::uint64_t bytes_out() const { return download_.bytes(); }  // to the client
+
+private:
+    // The second end cancels the timer, which posts the completion: the session
+    // never resumes (and destroys this object) inside a pump's handler.
+    void pump_ended() override {
+        if (++ended_ == 2) finished_.cancel();
+    }
+
+    Activity activity_;
+    Pump upload_;
+    Pump download_;
+    boost::asio::steady_timer finished_;
+    int ended_ = 0;
+};
+
+}  // namespace castellan::proxy
