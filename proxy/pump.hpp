@@ -56,9 +56,9 @@ struct PumpTools {
 // a buffer of this direction, so an idle connection holds no buffer. On EOF it
 // shuts down `to`'s sending side (half-close: the other direction goes on); on an
 // error it cancels both sockets so that the other direction ends too (a reset is
-// not a half-close). Calls `on_end` once, from a handler, when it has ended.
+// not a half-close). Tells its owner once (pump_ended()) when it has ended.
 // Runs on the connection's worker thread; must outlive its pending operations
-// (the owner waits for `on_end` before destroying it).
+// (the owner waits for pump_ended() before destroying it).
 class Pump {
 public:
     class Owner {
