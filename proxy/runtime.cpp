@@ -22,6 +22,22 @@ RealServerRuntime::RealServerRuntime(conf::RealServer config_in, tcp::endpoint e
       health(std::move(health_in)),
       admin_state(config.enabled ? AdminState::enabled : AdminState::disabled) {}
 
+void RealServerRuntime::set_admin_state(AdminState wanted, std::chrono::steady_clock::time_point now) {
+    // Only the control thread changes admin states, so this check-then-store
+    // does not race with another change.
+    if (wanted == AdminState::draining && admin_state.load(std::memory_order_relaxed) != AdminState::draining) {
+        draining_since.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    admin_state.store(wanted, std::memory_order_relaxed);
+}
+
+bool RealServerRuntime::drained_for(std::chrono::seconds limit, std::chrono::steady_clock::time_point now) const {
+    if (admin_state.load(std::memory_order_relaxed) != AdminState::draining) return false;
+    const std::chrono::steady_clock::time_point since{
+        std::chrono::steady_clock::duration(draining_since.load(std::memory_order_relaxed))};
+    return now - since >= limit;
+}
+
 bool RealServerRuntime::locally_available(std::chrono::steady_clock::time_point now) const {
     return admin_state.load(std::memory_order_relaxed) == AdminState::enabled && health->usable(now);
 }

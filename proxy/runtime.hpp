@@ -51,6 +51,8 @@ struct RealServerRuntime {
     // Shared with every service that checks the same address the same way.
     const std::shared_ptr<healthcheck::ServerHealth> health;
     std::atomic<AdminState> admin_state;
+    // When it was last put into draining (steady clock), for drain_timeout_s.
+    std::atomic<std::chrono::steady_clock::rep> draining_since{0};
     TrafficCounters traffic;  // active = this service's open connections to it
     std::atomic<std::uint64_t> connect_failures{0};
 
@@ -62,6 +64,12 @@ struct RealServerRuntime {
         const ServiceRuntime* service;
     };
     std::vector<GroupPeer> group_peers;
+
+    // Sets the admin state; entering `draining` starts the drain clock (asking
+    // for a drain again does not restart it).
+    void set_admin_state(AdminState wanted, std::chrono::steady_clock::time_point now);
+    // Has it been draining for `limit` or longer at `now`?
+    bool drained_for(std::chrono::seconds limit, std::chrono::steady_clock::time_point now) const;
 
     // May it take this service's new clients at `now`? Lock-free.
     bool accepts_new_clients(std::chrono::steady_clock::time_point now) const;

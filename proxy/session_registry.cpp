@@ -22,9 +22,15 @@ void SessionRegistry::remove(LiveSession& session) {
 }
 
 std::size_t SessionRegistry::close_if(const std::function<bool(const LiveSession&)>& select, const char* reason) {
+    return close_where([&](const LiveSession& session) { return select(session) ? reason : nullptr; });
+}
+
+std::size_t SessionRegistry::close_where(const std::function<const char*(const LiveSession&)>& reason_for) {
     std::size_t closed = 0;
     for (LiveSession* session = first_; session; session = session->next) {
-        if (session->closed_because || !select(*session)) continue;
+        if (session->closed_because) continue;
+        const char* reason = reason_for(*session);
+        if (!reason) continue;
         session->closed_because = reason;
         boost::system::error_code ignored;
         // cancel() first: a pump suspended on the socket completes with
@@ -38,16 +44,18 @@ std::size_t SessionRegistry::close_if(const std::function<bool(const LiveSession
     return closed;
 }
 
-}  // namespace castellan::proxy
-
-namespace castellan::proxy {
-
-std::size_t SessionRegistry::close_idle(std::chrono::steady_clock::time_point now) {
-    return close_if(
-        [now](const LiveSession& session) {
-            return session.activity && session.idle.count() > 0 && now - session.activity->last >= session.idle;
-        },
-        "idle_timeout");
+std::size_t SessionRegistry::close_expired(std::chrono::steady_clock::time_point now) {
+    return close_where([now](const LiveSession& session) -> const char* {
+        if (session.activity && session.idle.count() > 0 && now - session.activity->last >= session.idle) {
+            return "idle_timeout";
+        }
+        if (!session.service || !session.server) return nullptr;
+        const auto& drain_timeout = session.service->config.drain_timeout_s;
+        if (drain_timeout && session.server->drained_for(std::chrono::seconds(*drain_timeout), now)) {
+            return "drain_timeout";
+        }
+        return nullptr;
+    });
 }
 
 }  // namespace castellan::proxy

@@ -38,10 +38,13 @@ public:
     // Closes both sockets of every session `select` picks, recording `reason`;
     // their pumps then end and the sessions finish as usual. Gives the count.
     std::size_t close_if(const std::function<bool(const LiveSession&)>& select, const char* reason);
-    // Closes the sessions that moved no byte either way for their `idle`
-    // ("idle_timeout"). One sweep per worker every fraction of a second costs
-    // less than a timer per connection, and idle_s is counted in seconds.
-    std::size_t close_idle(std::chrono::steady_clock::time_point now);
+    // Closes every session for which `reason_for` gives a reason (not nullptr).
+    std::size_t close_where(const std::function<const char*(const LiveSession&)>& reason_for);
+    // Closes the sessions whose time is up: no byte either way for their `idle`
+    // ("idle_timeout"), or a real server draining for longer than its service's
+    // drain_timeout_s ("drain_timeout"). One sweep per worker every fraction of a
+    // second costs less than a timer per connection; both limits are in seconds.
+    std::size_t close_expired(std::chrono::steady_clock::time_point now);
 
 private:
     LiveSession* first_ = nullptr;

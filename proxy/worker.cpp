@@ -30,9 +30,9 @@ constexpr std::size_t spare_pipes = 64;
 // How long an acceptor rests after running out of descriptors or memory. Retrying
 // at once would spin a core on an error that only a closing connection can clear.
 constexpr auto resource_backoff = std::chrono::milliseconds(100);
-// How often idle sessions are looked for: a session is closed at most this long
-// after its idle_s.
-constexpr auto idle_sweep_interval = std::chrono::milliseconds(500);
+// How often sessions past idle_s or drain_timeout_s are looked for: one is closed
+// at most this long after its time.
+constexpr auto expiry_sweep_interval = std::chrono::milliseconds(500);
 // How often a service at max_connections looks for a free slot.
 constexpr auto slot_poll = std::chrono::milliseconds(10);
 
@@ -90,17 +90,17 @@ void Worker::close_listeners() {
 }
 
 void Worker::start() {
-    net::co_spawn(io_, sweep_idle_sessions(), net::detached);
+    net::co_spawn(io_, sweep_expired_sessions(), net::detached);
     thread_ = std::thread([this] { io_.run(); });
 }
 
-net::awaitable<void> Worker::sweep_idle_sessions() {
+net::awaitable<void> Worker::sweep_expired_sessions() {
     net::steady_timer tick(io_);
     for (;;) {
-        tick.expires_after(idle_sweep_interval);
+        tick.expires_after(expiry_sweep_interval);
         auto [error] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
         if (error) co_return;
-        sessions_.close_idle(std::chrono::steady_clock::now());
+        sessions_.close_expired(std::chrono::steady_clock::now());
     }
 }
 

@@ -49,8 +49,9 @@ private:
         conf::HostPort listen;
     };
     boost::asio::awaitable<void> accept_loop(Listener& listener);
-    // Closes idle sessions (SessionRegistry::close_idle) a few times a second.
-    boost::asio::awaitable<void> sweep_idle_sessions();
+    // Closes idle sessions, and those of servers drained too long
+    // (SessionRegistry::close_expired), a few times a second.
+    boost::asio::awaitable<void> sweep_expired_sessions();
 
     // Order matters: io_ is destroyed before the members declared above it, and
     // its destruction destroys the suspended sessions, which still use them.

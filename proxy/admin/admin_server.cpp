@@ -166,8 +166,9 @@ struct AdminServer::State {
                                  keep_alive);
         }
         auto& server = *service->servers[*index];
-        server.admin_state.store(wanted, std::memory_order_relaxed);
-        const auto shown = server.shown_state(std::chrono::steady_clock::now());
+        const auto now = std::chrono::steady_clock::now();
+        server.set_admin_state(wanted, now);
+        const auto shown = server.shown_state(now);
         log::Line(log::Level::info, "admin_state")
             .kv("vs", service_name)
             .kv("server", server_name)

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -13,11 +14,13 @@ from harness import (
     IntegrationTest,
     addr,
     free_port,
+    is_closed,
     make_config,
     name_of_connection,
     read_name,
     recv_exactly,
     tcp_service,
+    wait_for,
 )
 
 TOKEN = "demo-token-123"
@@ -76,6 +79,28 @@ class AdminStateTest(IntegrationTest):
         self.assertEqual(status, 200)
         self.assertEqual(self.server_state(drained), "up")
         self.assertEqual(self.spread(10), {"cas1": 5, "cas2": 5})
+
+    def test_drain_timeout_closes_what_is_left(self):
+        # A service of its own with drain_timeout_s 1: the held connection outlives
+        # the drain by about a second, then castellan closes it.
+        port = free_port()
+        (cas3,) = self.named("cas3")
+        self.proxy.stop()
+        self.start(
+            make_config(
+                [tcp_service("smtp", port, [("cas3", cas3.port)], drain_timeout_s=1)],
+                admin={"listen": addr(self.admin_port), "token_file": self.token_file},
+            )
+        )
+        held = self.client(port)
+        self.assertEqual(read_name(held), "cas3")
+        drained_at = time.monotonic()
+        self.assertEqual(self.call("smtp", "cas3", {"state": "drain"})[0], 200)
+        self.assertFalse(is_closed(held, wait=0.6), "closed before drain_timeout_s")
+        self.assertTrue(is_closed(held, wait=2.0), "still open after drain_timeout_s" + self.log_tail())
+        self.assertLess(time.monotonic() - drained_at, 2.5)
+        closes = lambda: [e for e in self.proxy.log_events("close") if e.get("reason") == "drain_timeout"]
+        self.assertTrue(wait_for(closes, timeout=2.0), self.log_tail())
 
     def test_disabled(self):
         status, body = self.call("rpc", "cas2", {"state": "disabled"})

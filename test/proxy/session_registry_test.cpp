@@ -51,7 +51,7 @@ TEST_CASE("session registry: add and remove in any order", "[proxy]") {
     CHECK(registry.close_if([](const LiveSession&) { return true; }, "all") == 0);
 }
 
-TEST_CASE("session registry: close_idle closes only sessions past their idle time", "[proxy]") {
+TEST_CASE("session registry: close_expired closes only sessions past their idle time", "[proxy]") {
     boost::asio::io_context io;
     const auto now = std::chrono::steady_clock::now();
     FakeSession quiet(io, now - 10s, 5s), busy(io, now - 1s, 5s), no_limit(io, now - 100s, 0s);
@@ -60,7 +60,7 @@ TEST_CASE("session registry: close_idle closes only sessions past their idle tim
     registry.add(busy.live);
     registry.add(no_limit.live);
 
-    CHECK(registry.close_idle(now) == 1);
+    CHECK(registry.close_expired(now) == 1);
     CHECK(quiet.live.closed_because == std::string("idle_timeout"));
     CHECK_FALSE(quiet.client.is_open());
     CHECK_FALSE(quiet.backend.is_open());
@@ -69,9 +69,45 @@ TEST_CASE("session registry: close_idle closes only sessions past their idle tim
     CHECK(no_limit.live.closed_because == nullptr);
 
     // A session already closed is not closed (or counted) again.
-    CHECK(registry.close_idle(now + 6s) == 1);
+    CHECK(registry.close_expired(now + 6s) == 1);
     CHECK(busy.live.closed_because == std::string("idle_timeout"));
     registry.remove(quiet.live);
     registry.remove(busy.live);
     registry.remove(no_limit.live);
+}
+
+TEST_CASE("session registry: close_expired closes the sessions of a server drained past drain_timeout_s",
+          "[proxy]") {
+    using castellan::proxy::AdminState;
+    using castellan::proxy::RealServerRuntime;
+    using castellan::proxy::ServiceRuntime;
+    boost::asio::io_context io;
+    const auto now = std::chrono::steady_clock::now();
+    ServiceRuntime service;
+    service.config.drain_timeout_s = 30;
+    const tcp::endpoint somewhere(boost::asio::ip::make_address("127.0.0.1"), 1);
+    RealServerRuntime long_drained({"cas1", {}, 1, true}, somewhere, nullptr);
+    RealServerRuntime just_drained({"cas2", {}, 1, true}, somewhere, nullptr);
+    long_drained.set_admin_state(AdminState::draining, now - 40s);
+    long_drained.set_admin_state(AdminState::draining, now - 5s);  // asked again: the clock keeps running
+    just_drained.set_admin_state(AdminState::draining, now - 10s);
+    CHECK(long_drained.drained_for(30s, now));
+    CHECK_FALSE(just_drained.drained_for(30s, now));
+
+    FakeSession old_one(io, now, 3600s), new_one(io, now, 3600s);
+    old_one.live.service = new_one.live.service = &service;
+    old_one.live.server = &long_drained;
+    new_one.live.server = &just_drained;
+    SessionRegistry registry;
+    registry.add(old_one.live);
+    registry.add(new_one.live);
+    CHECK(registry.close_expired(now) == 1);
+    CHECK(old_one.live.closed_because == std::string("drain_timeout"));
+    CHECK(new_one.live.closed_because == nullptr);
+
+    // Enabled again before its time: no longer drained.
+    just_drained.set_admin_state(AdminState::enabled, now);
+    CHECK(registry.close_expired(now + 60s) == 0);
+    registry.remove(old_one.live);
+    registry.remove(new_one.live);
 }
