@@ -75,13 +75,14 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     boost::system::error_code ignored;
     const auto key = client_key_of(client_endpoint);
 
-    auto upstream = co_await connect_upstream(service, key);
+    const char* failure = nullptr;
+    auto upstream = co_await connect_upstream(service, key, failure);
     if (!upstream) {
         log::Line(log::Level::warn, "close")
             .kv("vs", service.config.name)
             .kv("client", endpoint_text(client_endpoint))
             .kv("server", "-")
-            .kv("reason", "no_server_available");
+            .kv("reason", failure);
         co_return;
     }
     auto& server = *upstream->server;

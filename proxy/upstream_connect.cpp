@@ -2,6 +2,7 @@
 
 #include "proxy/log.hpp"
 #include "proxy/socket_options.hpp"
+#include "proxy/system_limits.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,7 +19,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-enum class ConnectResult { ok, refused, timed_out };
+enum class ConnectResult { ok, refused, timed_out, out_of_resources };
 
 // What the connect timer and the connecting coroutine share. The timer's
 // handler may already be queued when the connect completes, so it holds the
@@ -51,7 +52,9 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpo
         co_return ConnectResult::timed_out;
     }
     error = connect_error;
-    co_return error ? ConnectResult::refused : ConnectResult::ok;
+    if (!error) co_return ConnectResult::ok;
+    // No socket could be made here (EMFILE...): nothing was sent to the server.
+    co_return is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
 }
 
 void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
@@ -77,7 +80,9 @@ void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boos
 }  // namespace
 
 net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
-                                                                  const persistence::ClientKey& client) {
+                                                                  const persistence::ClientKey& client,
+                                                                  const char*& failure) {
+    failure = "no_server_available";
     const std::size_t count = service.servers.size();
     const auto now = std::chrono::steady_clock::now();
     std::vector<std::uint8_t> eligible(count);
@@ -121,6 +126,15 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
             bool persisted =
                 table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
             co_return UpstreamConnection{std::move(socket), &server, persisted};
+        }
+        if (result == ConnectResult::out_of_resources) {
+            log::Line(log::Level::error, "connect_failed")
+                .kv("vs", service.config.name)
+                .kv("server", server.config.name)
+                .kv("reason", "out of resources here: " + error.message())
+                .kv("counted", "no");
+            failure = "out_of_resources";
+            co_return std::nullopt;
         }
         note_failure(service, server, error, result, timeout);
         eligible[*next] = 0;  // never retry a server this connection already failed on

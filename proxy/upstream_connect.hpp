@@ -24,10 +24,14 @@ struct UpstreamConnection {
 // Eligible = enabled and not skipped by passive health. Each attempt has
 // `connect_ms`; a refused or timed-out attempt counts as a connect failure of that
 // server and the next candidate is tried, before the client has seen any byte.
-// Gives nullopt when no candidate is left. On success the persistence entry is
-// (re)bound to the chosen server and counts this connection.
+// Gives nullopt when no candidate is left, with `failure` saying why
+// ("no_server_available"), or when this process is out of descriptors or memory
+// ("out_of_resources": not the real server's fault, so not counted against it,
+// and no other server is tried). On success the persistence entry is (re)bound
+// to the chosen server and counts this connection.
 // Runs on the connection's worker thread.
 boost::asio::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
-                                                                          const persistence::ClientKey& client);
+                                                                          const persistence::ClientKey& client,
+                                                                          const char*& failure);
 
 }  // namespace castellan::proxy

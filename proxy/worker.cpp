@@ -1,6 +1,7 @@
 #include "proxy/worker.hpp"
 
 #include "proxy/log.hpp"
+#include "proxy/system_limits.hpp"
 #include "proxy/tcp_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -35,11 +36,6 @@ constexpr auto resource_backoff = std::chrono::milliseconds(100);
 constexpr auto expiry_sweep_interval = std::chrono::milliseconds(500);
 // How often a service at max_connections looks for a free slot.
 constexpr auto slot_poll = std::chrono::milliseconds(10);
-
-bool is_resource_exhaustion(const boost::system::error_code& error) {
-    return error == net::error::no_descriptors || error == net::error::no_buffer_space ||
-           error == net::error::no_memory || error.value() == ENFILE;
-}
 
 // Gives a max_connections slot back when the session that held it ends. `owner`
 // keeps the snapshot the slot belongs to alive until then.
@@ -139,7 +135,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
                 .kv("address", listener.listen.to_string())
                 .kv("worker", static_cast<std::uint64_t>(index_))
                 .kv("error", error.message());
-            if (is_resource_exhaustion(error)) {
+            if (is_out_of_resources(error)) {
                 pause.expires_after(resource_backoff);
                 co_await pause.async_wait(use);
             }

@@ -200,9 +200,10 @@ class Castellan:
     then SIGKILL if it has not exited after STOP_TIMEOUT.
     """
 
-    def __init__(self, config, env=None, ready_timeout=READY_TIMEOUT, wait_ready=True):
+    def __init__(self, config, env=None, ready_timeout=READY_TIMEOUT, wait_ready=True, preexec_fn=None):
         self.config = config
         self.extra_env = env or {}
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. to set limits)
         self.ready_timeout = ready_timeout
         self.wait_ready = wait_ready
         self.dir = None
@@ -235,6 +236,7 @@ class Castellan:
             errors="replace",
             env=env,
             cwd=str(self.dir.path),
+            preexec_fn=self.preexec_fn,
         )
         self._stderr = _LineCollector(self.proc.stderr, "castellan-stderr")
         self._stdout = _LineCollector(self.proc.stdout, "castellan-stdout")
