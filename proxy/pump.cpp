@@ -37,8 +37,8 @@ PumpKind pump_kind_from_environment() {
     return PumpKind::automatic;
 }
 
-Pump::Pump(tcp::socket& from, tcp::socket& to, Activity& activity, const PumpTools& tools, Owner& owner)
-    : from_(from), to_(to), activity_(activity), tools_(tools), owner_(owner) {}
+Pump::Pump(tcp::socket& from, tcp::socket& to, Activity& activity, const PumpTools& tools, PumpJoin& join)
+    : from_(from), to_(to), activity_(activity), tools_(tools), join_(join) {}
 
 void Pump::start(bool readable_now) {
     if (tools_.kind == PumpKind::splice) start_splicing();
@@ -205,7 +205,7 @@ void Pump::finish(PumpEnd end) {
         to_.shutdown(tcp::socket::shutdown_send, ignored);
     }
     if (pipe_.is_open()) tools_.pipes->give_back(std::move(pipe_));
-    owner_.pump_ended();
+    join_.pump_ended();
 }
 
 }  // namespace castellan::proxy

@@ -5,6 +5,7 @@
 #include "proxy/pipe_pool.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -56,21 +57,28 @@ struct PumpTools {
 // a buffer of this direction, so an idle connection holds no buffer. On EOF it
 // shuts down `to`'s sending side (half-close: the other direction goes on); on an
 // error it cancels both sockets so that the other direction ends too (a reset is
-// not a half-close). Tells its owner once (pump_ended()) when it has ended.
+// not a half-close). Tells `join` once when it has ended.
 // Runs on the connection's worker thread; must outlive its pending operations
-// (the owner waits for pump_ended() before destroying it).
+// (its owner waits for the join before destroying it).
+// Where the two pumps of one connection report their ends: the second end
+// cancels `finished`, the timer the session waits on. A plain object rather
+// than a virtual interface: nothing else needs to listen.
+class PumpJoin {
+public:
+    explicit PumpJoin(boost::asio::steady_timer& finished) : finished_(finished) {}
+    void pump_ended() {
+        if (++ended_ == 2) finished_.cancel();
+    }
+
+private:
+    boost::asio::steady_timer& finished_;
+    int ended_ = 0;
+};
+
 class Pump {
 public:
-    class Owner {
-    public:
-        virtual void pump_ended() = 0;
-
-    protected:
-        ~Owner() = default;
-    };
-
     Pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Activity& activity,
-         const PumpTools& tools, Owner& owner);
+         const PumpTools& tools, PumpJoin& join);
     Pump(const Pump&) = delete;
     Pump& operator=(const Pump&) = delete;
 
@@ -98,7 +106,7 @@ private:
     boost::asio::ip::tcp::socket& to_;
     Activity& activity_;
     PumpTools tools_;
-    Owner& owner_;
+    PumpJoin& join_;
     std::uint64_t bytes_ = 0;
     bool splicing_ = false;
     PumpEnd end_;

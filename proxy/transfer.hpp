@@ -18,12 +18,15 @@ namespace castellan::proxy {
 // their cancellation state), in CPU and in memory while the connection idles.
 // Runs on the connection's worker thread; the session keeps it, and both
 // sockets, alive until the operation completes.
-class Transfer : private Pump::Owner {
+class Transfer {
 public:
     Transfer(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& backend, const PumpTools& tools)
-        : upload_(client, backend, activity_, tools, *this),
-          download_(backend, client, activity_, tools, *this),
-          finished_(client.get_executor()) {}
+        : finished_(client.get_executor()),
+          join_(finished_),
+          upload_(client, backend, activity_, tools, join_),
+          download_(backend, client, activity_, tools, join_) {}
+    Transfer(const Transfer&) = delete;
+    Transfer& operator=(const Transfer&) = delete;
 
     // Completes (with an error_code to ignore) when both directions have ended;
     // then upload_end() and download_end() say how.
@@ -52,17 +55,14 @@ public:
     std::uint64_t bytes_out() const { return download_.bytes(); }  // to the client
 
 private:
-    // The second end cancels the timer, which posts the completion: the session
-    // never resumes (and destroys this object) inside a pump's handler.
-    void pump_ended() override {
-        if (++ended_ == 2) finished_.cancel();
-    }
-
     Activity activity_;
+    // The second pump to end cancels this timer, which posts the completion:
+    // the session never resumes (and destroys this object) inside a pump's
+    // handler.
+    boost::asio::steady_timer finished_;
+    PumpJoin join_;
     Pump upload_;
     Pump download_;
-    boost::asio::steady_timer finished_;
-    int ended_ = 0;
 };
 
 }  // namespace castellan::proxy

@@ -22,6 +22,9 @@ def low_file_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (FILE_LIMIT, FILE_LIMIT))
 
 
+# UBSan probes memory through a pipe it opens on the spot: with no descriptor
+# left, it misreports objects as invalid and can stall the reporting thread.
+@unittest.skipIf(os.environ.get("CASTELLAN_SANITIZED"), "sanitizer runtimes need descriptors of their own")
 class FileLimitTest(IntegrationTest):
     def test_out_of_descriptors_backs_off_and_recovers(self):
         (cas1,) = self.named("cas1")
