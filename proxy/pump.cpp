@@ -96,7 +96,7 @@ void Pump::copy_some() {
             return write_rest();
         }
         if (got < scratch.size()) return wait_readable();  // drained for now
-        if (tools_.kind == PumpKind::automatic) {
+        if (tools_.kind == PumpKind::automatic && !copy_only_) {
             // A read that fills the whole buffer is a bulk transfer: splice the rest.
             start_splicing();
             return splice_some();
@@ -132,7 +132,13 @@ void Pump::splice_some() {
     for (int round = 0; round < moves_per_wakeup; ++round) {
         if (!pipe_.is_open()) {
             pipe_ = tools_.pipes->take();
-            if (!pipe_.is_open()) return fail(PumpEnd::Kind::read_error, last_error());
+            if (!pipe_.is_open()) {
+                // Out of descriptors: this direction keeps copying instead of
+                // failing a working connection.
+                splicing_ = false;
+                copy_only_ = true;
+                return copy_some();
+            }
         }
         const ssize_t got = ::splice(from_.native_handle(), nullptr, pipe_.write_end(), nullptr, splice_chunk,
                                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -109,6 +109,7 @@ private:
     PumpJoin& join_;
     std::uint64_t bytes_ = 0;
     bool splicing_ = false;
+    bool copy_only_ = false;  // no pipe could be had: never splice again
     PumpEnd end_;
     // Bytes `to` could not take at once, until they are written.
     std::unique_ptr<char[]> rest_;
