@@ -1,5 +1,6 @@
 #include "proxy/admin/admin_server.hpp"
 
+#include "proxy/admin/metrics_text.hpp"
 #include "proxy/admin/status_page.hpp"
 
 #include "proxy/listen_socket.hpp"
@@ -94,6 +95,23 @@ struct AdminServer::State {
             auto [runtime, config] = current();
             return json_response(http::status::ok, status_json(*runtime, config, std::chrono::steady_clock::now()),
                                  request.version(), keep_alive);
+        }
+        if (path == "/metrics") {
+            if (request.method() != http::verb::get && request.method() != http::verb::head) {
+                auto response = json_response(http::status::method_not_allowed, {{"error", "use GET"}},
+                                              request.version(), keep_alive);
+                response.set(http::field::allow, "GET, HEAD");
+                return response;
+            }
+            auto [runtime, config] = current();
+            http::response<http::string_body> response(http::status::ok, request.version());
+            response.set(http::field::server, "castellan");
+            response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            response.set(http::field::cache_control, "no-store");
+            response.keep_alive(keep_alive);
+            response.body() = metrics_text(status_json(*runtime, config, std::chrono::steady_clock::now()));
+            response.prepare_payload();
+            return response;
         }
         if (auto target_names = state_call_target(path)) {
             return change_state(request, target_names->first, target_names->second);

@@ -102,6 +102,28 @@ class AdminStateTest(IntegrationTest):
         closes = lambda: [e for e in self.proxy.log_events("close") if e.get("reason") == "drain_timeout"]
         self.assertTrue(wait_for(closes, timeout=2.0), self.log_tail())
 
+    def test_metrics_show_counters_and_states(self):
+        self.assertEqual(sum(self.spread(4).values()), 4)
+        self.assertEqual(self.call("rpc", "cas2", {"state": "drain"})[0], 200)
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+
+        def metrics():
+            with urllib.request.urlopen(url, timeout=5) as response:
+                self.assertTrue(response.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+                return response.read().decode().splitlines()
+
+        # The counters are added when each connection closes: wait for the fourth.
+        total = 'castellan_virtual_service_connections_total{virtual_service="rpc"} 4'
+        self.assertTrue(wait_for(lambda: total in metrics(), timeout=3.0), "\n".join(metrics()))
+        lines = metrics()
+        self.assertIn('castellan_real_server_connections_total{virtual_service="rpc",real_server="cas1"} 2', lines)
+        self.assertIn('castellan_real_server_state{virtual_service="rpc",real_server="cas2",state="draining"} 1', lines)
+        self.assertIn('castellan_real_server_state{virtual_service="rpc",real_server="cas1",state="up"} 1', lines)
+        self.assertIn("# TYPE castellan_virtual_service_bytes_in_total counter", lines)
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5)
+        self.assertEqual(refused.exception.code, 405)
+
     def test_disabled(self):
         status, body = self.call("rpc", "cas2", {"state": "disabled"})
         self.assertEqual((status, body["state"]), (200, "disabled"))

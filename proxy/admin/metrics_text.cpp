@@ -1,0 +1,148 @@
+#include "proxy/admin/metrics_text.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <string_view>
+
+namespace castellan::proxy::admin {
+
+namespace {
+
+// A label value with Prometheus' escapes (names are plain, but a version or a
+// future label may not be).
+std::string escaped(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::uint64_t number(const nlohmann::json& object, const char* key) {
+    const auto& value = object.value(key, nlohmann::json());
+    return value.is_number_unsigned() || value.is_number_integer() ? value.get<std::uint64_t>() : 0;
+}
+
+// One metric family: its HELP and TYPE lines, then its samples.
+class Family {
+public:
+    Family(std::string& out, std::string_view name, std::string_view type, std::string_view help)
+        : out_(out), name_(name) {
+        out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    }
+    void sample(std::string_view labels, std::uint64_t value) {
+        if (labels.empty()) {
+            out_ += fmt::format("{} {}\n", name_, value);
+        } else {
+            out_ += fmt::format("{}{{{}}} {}\n", name_, labels, value);
+        }
+    }
+
+private:
+    std::string& out_;
+    std::string_view name_;
+};
+
+std::string service_labels(const nlohmann::json& service) {
+    return fmt::format("virtual_service=\"{}\"", escaped(service.value("name", "")));
+}
+
+std::string server_labels(const nlohmann::json& service, const nlohmann::json& server) {
+    return fmt::format("virtual_service=\"{}\",real_server=\"{}\"", escaped(service.value("name", "")),
+                       escaped(server.value("name", "")));
+}
+
+constexpr std::array<std::string_view, 4> states = {"up", "down", "draining", "disabled"};
+
+}  // namespace
+
+std::string metrics_text(const nlohmann::json& status) {
+    std::string out;
+    const auto& services = status.value("virtual_services", nlohmann::json::array());
+
+    Family(out, "castellan_build_info", "gauge", "The running version (always 1).")
+        .sample(fmt::format("version=\"{}\"", escaped(status.value("version", ""))), 1);
+    const auto& config = status.value("config", nlohmann::json::object());
+    Family(out, "castellan_config_generation", "gauge", "Config generation: 1 at start, one more per applied reload.")
+        .sample("", number(config, "generation"));
+
+    struct ServiceCounter {
+        const char* name;
+        const char* key;
+        const char* type;
+        const char* help;
+    };
+    constexpr std::array<ServiceCounter, 4> service_counters = {{
+        {"castellan_virtual_service_connections_active", "connections_active", "gauge", "Open client connections."},
+        {"castellan_virtual_service_connections_total", "connections_total", "counter", "Accepted client connections."},
+        {"castellan_virtual_service_bytes_in_total", "bytes_in", "counter", "Bytes received from clients."},
+        {"castellan_virtual_service_bytes_out_total", "bytes_out", "counter", "Bytes sent to clients."},
+    }};
+    for (const auto& counter : service_counters) {
+        Family family(out, counter.name, counter.type, counter.help);
+        for (const auto& service : services) family.sample(service_labels(service), number(service, counter.key));
+    }
+
+    constexpr std::array<ServiceCounter, 5> server_counters = {{
+        {"castellan_real_server_connections_active", "connections_active", "gauge", "Open connections to the real server."},
+        {"castellan_real_server_connections_total", "connections_total", "counter", "Connections established to the real server."},
+        {"castellan_real_server_connect_failures_total", "connect_failures", "counter", "Failed connects to the real server."},
+        {"castellan_real_server_bytes_in_total", "bytes_in", "counter", "Bytes from clients on the real server's connections."},
+        {"castellan_real_server_bytes_out_total", "bytes_out", "counter", "Bytes to clients on the real server's connections."},
+    }};
+    for (const auto& counter : server_counters) {
+        Family family(out, counter.name, counter.type, counter.help);
+        for (const auto& service : services) {
+            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
+                family.sample(server_labels(service, server), number(server, counter.key));
+            }
+        }
+    }
+
+    {
+        Family family(out, "castellan_real_server_state", "gauge",
+                      "1 for the real server's current state (up, down, draining, disabled), 0 for the others.");
+        for (const auto& service : services) {
+            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
+                const std::string current = server.value("state", "");
+                for (auto state : states) {
+                    family.sample(fmt::format("{},state=\"{}\"", server_labels(service, server), state),
+                                  current == state ? 1 : 0);
+                }
+            }
+        }
+    }
+    {
+        Family family(out, "castellan_real_server_check_ok", "gauge",
+                      "1 if the last health check passed, 0 if it failed; absent before the first check.");
+        for (const auto& service : services) {
+            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
+                const auto& health = server.value("health", nlohmann::json());
+                if (health.is_object()) family.sample(server_labels(service, server), health.value("ok", false) ? 1 : 0);
+            }
+        }
+    }
+    {
+        Family family(out, "castellan_real_server_check_latency_milliseconds", "gauge",
+                      "How long the last health check took.");
+        for (const auto& service : services) {
+            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
+                const auto& health = server.value("health", nlohmann::json());
+                if (health.is_object()) family.sample(server_labels(service, server), number(health, "latency_ms"));
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace castellan::proxy::admin
