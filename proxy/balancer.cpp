@@ -94,8 +94,17 @@ int Balancer::run() {
 
     const int configured = runtime_->config.threads;
     const unsigned threads = configured > 0 ? static_cast<unsigned>(configured) : usable_cpu_count();
+    // Each worker dups every listener: count those too.
+    const std::size_t open_when_running = open_descriptor_count() + threads * listeners_.size();
+    WorkerLimits limits;
+    limits.spare_pipes = spare_pipes_per_worker(limit.soft_after, threads);
+    limits.session_capacity = static_cast<std::int64_t>(session_capacity(limit.soft_after, open_when_running, threads));
+    log::Line(log::Level::info, "session_capacity")
+        .kv("connections", limits.session_capacity)
+        .kv("file_limit", limit.soft_after)
+        .kv("spare_pipes_per_worker", static_cast<std::uint64_t>(limits.spare_pipes));
     for (unsigned i = 0; i < threads; ++i) {
-        auto worker = std::make_unique<Worker>(i, runtime_, live_sessions_);
+        auto worker = std::make_unique<Worker>(i, runtime_, live_sessions_, limits);
         for (const auto& listener : listeners_) worker->add_listener(listener.fd, listener.address);
         workers_.push_back(std::move(worker));
     }

@@ -6,6 +6,9 @@
 #include <sched.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 namespace castellan::proxy {
@@ -15,6 +18,31 @@ bool is_out_of_resources(const boost::system::error_code& error) {
     return error == error_codes::no_descriptors || error == error_codes::no_buffer_space ||
            error == error_codes::no_memory ||
            (error.category() == boost::system::system_category() && error.value() == ENFILE);
+}
+
+std::size_t open_descriptor_count() {
+    std::error_code error;
+    std::size_t count = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
+         !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+        ++count;
+    }
+    // The iterator's own descriptor was counted too.
+    return count > 0 ? count - 1 : 0;
+}
+
+std::size_t spare_pipes_per_worker(std::uint64_t file_limit, std::size_t workers) {
+    constexpr std::uint64_t most = 64;
+    const std::uint64_t share = file_limit / 16 / std::max<std::size_t>(workers, 1) / 2;
+    return static_cast<std::size_t>(std::min(most, share));
+}
+
+std::uint64_t session_capacity(std::uint64_t file_limit, std::size_t open_now, std::size_t workers) {
+    const std::uint64_t pipes = 2 * spare_pipes_per_worker(file_limit, workers) * workers;
+    const std::uint64_t headroom = 16 + file_limit / 16;
+    const std::uint64_t reserved = open_now + pipes + headroom;
+    if (file_limit <= reserved + 2) return 1;
+    return (file_limit - reserved) / 2;
 }
 
 FileLimit raise_file_limit() {

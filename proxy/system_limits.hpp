@@ -3,6 +3,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace castellan::proxy {
@@ -21,6 +22,21 @@ FileLimit raise_file_limit();
 // (EMFILE, ENFILE, ENOBUFS, ENOMEM)? Such an error is local: it says nothing of
 // the peer, and only a closing connection clears it.
 bool is_out_of_resources(const boost::system::error_code& error);
+
+// How many descriptors this process has open now (0 if /proc cannot tell).
+std::size_t open_descriptor_count();
+
+// How many spare pipes each worker may keep for splice(2): 64, fewer when the
+// file limit is small, so that spare pipes never crowd out connections.
+std::size_t spare_pipes_per_worker(std::uint64_t file_limit, std::size_t workers);
+
+// How many proxied connections the process can hold at once with `file_limit`
+// descriptors: each takes two (client and real server), after what is already
+// open, the workers' spare pipes, and headroom for health checks, the admin API
+// and the pipes of bulk transfers. At least 1. Accepting beyond it would only
+// take descriptors that the connects to real servers then lack, so the workers
+// leave further clients in the accept backlog instead.
+std::uint64_t session_capacity(std::uint64_t file_limit, std::size_t open_now, std::size_t workers);
 
 // The number of CPUs this process may run on (its affinity mask), at least 1.
 unsigned usable_cpu_count();

@@ -24,10 +24,6 @@ namespace {
 
 // 64 KiB per worker, not per connection: see pump().
 constexpr std::size_t scratch_bytes = 64 * 1024;
-// Spare pipes a worker keeps for splice(2): enough for the bulk transfers of a
-// busy site at any moment, two descriptors each.
-constexpr std::size_t spare_pipes = 64;
-
 // How long an acceptor rests after running out of descriptors or memory. Retrying
 // at once would spin a core on an error that only a closing connection can clear.
 constexpr auto resource_backoff = std::chrono::milliseconds(100);
@@ -48,11 +44,13 @@ net::awaitable<void> run_counted(net::awaitable<void> session, std::shared_ptr<c
 
 }  // namespace
 
-Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions)
+Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions,
+               WorkerLimits limits)
     : index_(index),
       live_sessions_(live_sessions),
+      limits_(limits),
       scratch_(scratch_bytes),
-      pipes_(spare_pipes),
+      pipes_(limits.spare_pipes),
       pump_kind_(pump_kind_from_environment()),
       runtime_(std::move(runtime)),
       // One thread runs this loop, and every socket and timer on it is used only
@@ -108,10 +106,28 @@ void Worker::stop() {
 net::awaitable<void> Worker::accept_loop(Listener& listener) {
     constexpr auto use = net::as_tuple(net::use_awaitable);
     net::steady_timer pause(io_);
+    bool at_capacity = false;  // logged once per episode
     for (;;) {
         auto slot_owner = runtime_;
         ServiceRuntime* service = slot_owner->find_service(listener.listen);
         if (!service || !listener.acceptor.is_open()) co_return;
+
+        // The file limit's capacity: beyond it an accepted client would only take
+        // the descriptor its real-server connection needs. New clients wait in
+        // the kernel's accept backlog instead.
+        if (limits_.session_capacity > 0 && live_sessions_.load(std::memory_order_relaxed) >= limits_.session_capacity) {
+            if (!at_capacity) {
+                at_capacity = true;
+                log::Line(log::Level::warn, "session_capacity_reached")
+                    .kv("worker", static_cast<std::uint64_t>(index_))
+                    .kv("capacity", limits_.session_capacity)
+                    .kv("hint", "raise the open-file limit (LimitNOFILE) to serve more connections at once");
+            }
+            pause.expires_after(slot_poll);
+            co_await pause.async_wait(use);
+            continue;
+        }
+        at_capacity = false;
 
         // max_connections: take a slot before accepting; beyond the limit, new
         // clients wait in the kernel's accept backlog.

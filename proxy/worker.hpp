@@ -21,9 +21,16 @@
 
 namespace castellan::proxy {
 
+// What the file limit allows a worker (see system_limits.hpp).
+struct WorkerLimits {
+    std::size_t spare_pipes = 64;        // pipes kept for splice(2)
+    std::int64_t session_capacity = 0;   // all workers' connections together; 0 = no cap
+};
+
 class Worker {
 public:
-    Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions);
+    Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::atomic<std::int64_t>& live_sessions,
+           WorkerLimits limits);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -57,6 +64,7 @@ private:
     // its destruction destroys the suspended sessions, which still use them.
     std::size_t index_;
     std::atomic<std::int64_t>& live_sessions_;
+    WorkerLimits limits_;
     std::vector<char> scratch_;
     PipePool pipes_;
     PumpKind pump_kind_;
