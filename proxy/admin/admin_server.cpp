@@ -33,15 +33,30 @@ namespace {
 constexpr auto request_timeout = std::chrono::seconds(10);
 constexpr std::size_t max_request_body = 64 * 1024;
 
-http::response<http::string_body> json_response(http::status status, const nlohmann::json& body, unsigned version,
-                                                 bool keep_alive) {
+http::response<http::string_body> text_response(http::status status, std::string_view content_type, std::string body,
+                                                 unsigned version, bool keep_alive) {
     http::response<http::string_body> response(status, version);
     response.set(http::field::server, "castellan");
-    response.set(http::field::content_type, "application/json");
+    response.set(http::field::content_type, content_type);
     response.set(http::field::cache_control, "no-store");
     response.keep_alive(keep_alive);
-    response.body() = body.dump(2) + "\n";
+    response.body() = std::move(body);
     response.prepare_payload();
+    return response;
+}
+
+http::response<http::string_body> json_response(http::status status, const nlohmann::json& body, unsigned version,
+                                                 bool keep_alive) {
+    return text_response(status, "application/json", body.dump(2) + "\n", version, keep_alive);
+}
+
+// The 405 answer for a read-only resource asked with another method, or
+// nullopt when the method is GET or HEAD.
+std::optional<http::response<http::string_body>> refuse_unless_get(const http::request<http::string_body>& request) {
+    if (request.method() == http::verb::get || request.method() == http::verb::head) return std::nullopt;
+    auto response = json_response(http::status::method_not_allowed, {{"error", "use GET"}}, request.version(),
+                                  request.keep_alive());
+    response.set(http::field::allow, "GET, HEAD");
     return response;
 }
 
@@ -86,46 +101,26 @@ struct AdminServer::State {
         const std::string_view target(request.target().data(), request.target().size());
         const std::string_view path = target.substr(0, target.find('?'));
         if (path == "/api/v1/status") {
-            if (request.method() != http::verb::get && request.method() != http::verb::head) {
-                auto response = json_response(http::status::method_not_allowed, {{"error", "use GET"}},
-                                              request.version(), keep_alive);
-                response.set(http::field::allow, "GET, HEAD");
-                return response;
-            }
+            if (auto refused = refuse_unless_get(request)) return std::move(*refused);
             auto [runtime, config] = current();
             return json_response(http::status::ok, status_json(*runtime, config, std::chrono::steady_clock::now()),
                                  request.version(), keep_alive);
         }
         if (path == "/metrics") {
-            if (request.method() != http::verb::get && request.method() != http::verb::head) {
-                auto response = json_response(http::status::method_not_allowed, {{"error", "use GET"}},
-                                              request.version(), keep_alive);
-                response.set(http::field::allow, "GET, HEAD");
-                return response;
-            }
+            if (auto refused = refuse_unless_get(request)) return std::move(*refused);
             auto [runtime, config] = current();
-            http::response<http::string_body> response(http::status::ok, request.version());
-            response.set(http::field::server, "castellan");
-            response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            response.set(http::field::cache_control, "no-store");
-            response.keep_alive(keep_alive);
-            response.body() = metrics_text(status_json(*runtime, config, std::chrono::steady_clock::now()));
-            response.prepare_payload();
-            return response;
+            return text_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                                 metrics_text(status_json(*runtime, config, std::chrono::steady_clock::now())),
+                                 request.version(), keep_alive);
         }
         if (auto target_names = state_call_target(path)) {
             return change_state(request, target_names->first, target_names->second);
         }
         if (path == "/" || path == "/index.html") {
             auto [runtime, config] = current();
-            http::response<http::string_body> response(http::status::ok, request.version());
-            response.set(http::field::server, "castellan");
-            response.set(http::field::content_type, "text/html; charset=utf-8");
-            response.set(http::field::cache_control, "no-store");
-            response.keep_alive(keep_alive);
-            response.body() = status_page_html(status_json(*runtime, config, std::chrono::steady_clock::now()));
-            response.prepare_payload();
-            return response;
+            return text_response(http::status::ok, "text/html; charset=utf-8",
+                                 status_page_html(status_json(*runtime, config, std::chrono::steady_clock::now())),
+                                 request.version(), keep_alive);
         }
         return json_response(http::status::not_found, {{"error", "not found"}}, request.version(), keep_alive);
     }

@@ -64,6 +64,22 @@ std::string server_labels(const nlohmann::json& service, const nlohmann::json& s
 
 constexpr std::array<std::string_view, 4> states = {"up", "down", "draining", "disabled"};
 
+// Calls visit(service, server) for every real server of every service.
+template <typename Visit>
+void for_each_server(const nlohmann::json& services, Visit visit) {
+    for (const auto& service : services) {
+        for (const auto& server : service.value("real_servers", nlohmann::json::array())) visit(service, server);
+    }
+}
+
+// A counter read from one key of the status document.
+struct Counter {
+    const char* name;
+    const char* key;
+    const char* type;
+    const char* help;
+};
+
 }  // namespace
 
 std::string metrics_text(const nlohmann::json& status) {
@@ -76,13 +92,7 @@ std::string metrics_text(const nlohmann::json& status) {
     Family(out, "castellan_config_generation", "gauge", "Config generation: 1 at start, one more per applied reload.")
         .sample("", number(config, "generation"));
 
-    struct ServiceCounter {
-        const char* name;
-        const char* key;
-        const char* type;
-        const char* help;
-    };
-    constexpr std::array<ServiceCounter, 4> service_counters = {{
+    constexpr std::array<Counter, 4> service_counters = {{
         {"castellan_virtual_service_connections_active", "connections_active", "gauge", "Open client connections."},
         {"castellan_virtual_service_connections_total", "connections_total", "counter", "Accepted client connections."},
         {"castellan_virtual_service_bytes_in_total", "bytes_in", "counter", "Bytes received from clients."},
@@ -93,7 +103,7 @@ std::string metrics_text(const nlohmann::json& status) {
         for (const auto& service : services) family.sample(service_labels(service), number(service, counter.key));
     }
 
-    constexpr std::array<ServiceCounter, 5> server_counters = {{
+    constexpr std::array<Counter, 5> server_counters = {{
         {"castellan_real_server_connections_active", "connections_active", "gauge", "Open connections to the real server."},
         {"castellan_real_server_connections_total", "connections_total", "counter", "Connections established to the real server."},
         {"castellan_real_server_connect_failures_total", "connect_failures", "counter", "Failed connects to the real server."},
@@ -102,45 +112,37 @@ std::string metrics_text(const nlohmann::json& status) {
     }};
     for (const auto& counter : server_counters) {
         Family family(out, counter.name, counter.type, counter.help);
-        for (const auto& service : services) {
-            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
-                family.sample(server_labels(service, server), number(server, counter.key));
-            }
-        }
+        for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {
+            family.sample(server_labels(service, server), number(server, counter.key));
+        });
     }
 
     {
         Family family(out, "castellan_real_server_state", "gauge",
                       "1 for the real server's current state (up, down, draining, disabled), 0 for the others.");
-        for (const auto& service : services) {
-            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
-                const std::string current = server.value("state", "");
-                for (auto state : states) {
-                    family.sample(fmt::format("{},state=\"{}\"", server_labels(service, server), state),
-                                  current == state ? 1 : 0);
-                }
+        for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {
+            const std::string current = server.value("state", "");
+            for (auto state : states) {
+                family.sample(fmt::format("{},state=\"{}\"", server_labels(service, server), state),
+                              current == state ? 1 : 0);
             }
-        }
+        });
     }
     {
         Family family(out, "castellan_real_server_check_ok", "gauge",
                       "1 if the last health check passed, 0 if it failed; absent before the first check.");
-        for (const auto& service : services) {
-            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
-                const auto& health = server.value("health", nlohmann::json());
-                if (health.is_object()) family.sample(server_labels(service, server), health.value("ok", false) ? 1 : 0);
-            }
-        }
+        for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {
+            const auto& health = server.value("health", nlohmann::json());
+            if (health.is_object()) family.sample(server_labels(service, server), health.value("ok", false) ? 1 : 0);
+        });
     }
     {
         Family family(out, "castellan_real_server_check_latency_milliseconds", "gauge",
                       "How long the last health check took.");
-        for (const auto& service : services) {
-            for (const auto& server : service.value("real_servers", nlohmann::json::array())) {
-                const auto& health = server.value("health", nlohmann::json());
-                if (health.is_object()) family.sample(server_labels(service, server), number(health, "latency_ms"));
-            }
-        }
+        for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {
+            const auto& health = server.value("health", nlohmann::json());
+            if (health.is_object()) family.sample(server_labels(service, server), number(health, "latency_ms"));
+        });
     }
     return out;
 }
