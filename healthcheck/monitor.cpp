@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 namespace castellan::healthcheck {
@@ -29,12 +30,41 @@ HealthMonitor::HealthMonitor(net::any_io_executor executor, ChangeHandler on_cha
 HealthMonitor::~HealthMonitor() { stop(); }
 
 void HealthMonitor::start(const std::vector<CheckTarget>& targets) {
+    for (const auto& target : targets) start_one(target);
+}
+
+void HealthMonitor::start_one(const CheckTarget& target) {
+    if (target.check.type == conf::HealthCheckKind::none) return;
+    std::uniform_int_distribution<int> first(0, target.check.interval_ms - 1);
+    auto loop = std::make_shared<Loop>(executor_, target, std::chrono::milliseconds(first(random_)), random_());
+    loops_.push_back(loop);
+    net::co_spawn(executor_, run(loop), net::detached);
+}
+
+void HealthMonitor::update(const std::vector<CheckTarget>& targets) {
+    auto find_target = [&](const ServerHealth* health) -> const CheckTarget* {
+        for (const auto& target : targets) {
+            if (target.health.get() == health) return &target;
+        }
+        return nullptr;
+    };
+    std::erase_if(loops_, [&](const std::shared_ptr<Loop>& loop) {
+        if (const CheckTarget* kept = find_target(loop->target.health.get())) {
+            // Same health means the same address and check; only the server's
+            // name in the label may differ. The rest is in use by a check that
+            // may be in flight, so it stays as it is.
+            loop->target.label = kept->label;
+            return false;
+        }
+        loop->stopped = true;
+        loop->timer.cancel();
+        return true;
+    });
     for (const auto& target : targets) {
-        if (target.check.type == conf::HealthCheckKind::none) continue;
-        std::uniform_int_distribution<int> first(0, target.check.interval_ms - 1);
-        auto loop = std::make_shared<Loop>(executor_, target, std::chrono::milliseconds(first(random_)), random_());
-        loops_.push_back(loop);
-        net::co_spawn(executor_, run(loop), net::detached);
+        const bool running = std::any_of(loops_.begin(), loops_.end(), [&](const std::shared_ptr<Loop>& loop) {
+            return loop->target.health == target.health;
+        });
+        if (!running) start_one(target);
     }
 }
 

@@ -44,12 +44,18 @@ public:
     // Starts one loop per target (targets of type none are skipped). Call on the
     // control thread.
     void start(const std::vector<CheckTarget>& targets);
+    // After a reload: keeps the loop of every target whose health object is still
+    // used (its timing and state go on, no check restarts), ends the loops of
+    // targets no longer used, starts loops for new ones. Control thread.
+    void update(const std::vector<CheckTarget>& targets);
+    std::size_t running() const { return loops_.size(); }
     // Ends every loop: sleeping ones at once, one in a check when it completes.
     void stop();
 
 private:
     struct Loop;
     boost::asio::awaitable<void> run(std::shared_ptr<Loop> loop);
+    void start_one(const CheckTarget& target);
 
     boost::asio::any_io_executor executor_;
     ChangeHandler on_change_;

@@ -3,6 +3,7 @@
 #include "proxy/listen_socket.hpp"
 #include "proxy/log.hpp"
 #include "proxy/system_limits.hpp"
+#include "proxy/systemd_notify.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,8 +15,11 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
@@ -27,9 +31,11 @@ constexpr auto drain_poll = std::chrono::milliseconds(50);
 
 }  // namespace
 
-Balancer::Balancer(std::shared_ptr<const Runtime> runtime) : runtime_(std::move(runtime)) {}
+Balancer::Balancer(std::shared_ptr<const Runtime> runtime, unsigned workers)
+    : runtime_(std::move(runtime)), worker_count_(workers == 0 ? 1 : workers) {}
 
 Balancer::~Balancer() {
+    if (reload_thread_.joinable()) reload_thread_.join();
     if (monitor_) monitor_->stop();
     if (admin_) admin_->close();
     for (auto& worker : workers_) worker->stop();
@@ -73,9 +79,9 @@ int Balancer::run() {
         return 1;
     }
     if (const auto& admin = runtime_->config.admin) {
-        admin_ = std::make_unique<admin::AdminServer>(control_, [this] {
-            return std::make_pair(runtime_, admin::ConfigStatus{});
-        });
+        admin_ = std::make_unique<admin::AdminServer>(
+            control_, [this] { return std::make_pair(runtime_, config_status_); },
+            [this](std::function<void(const admin::AdminServer::ReloadOutcome&)> done) { reload(std::move(done)); });
         std::string error;
         if (!admin_->listen(admin->listen, error)) {
             log::Line(log::Level::error, "listen_failed").kv("vs", "admin").kv("address", admin->listen.to_string()).kv("error", error);
@@ -92,8 +98,7 @@ int Balancer::run() {
         }
     }
 
-    const int configured = runtime_->config.threads;
-    const unsigned threads = configured > 0 ? static_cast<unsigned>(configured) : usable_cpu_count();
+    const unsigned threads = worker_count_;
     // Each worker dups every listener: count those too.
     const std::size_t open_when_running = open_descriptor_count() + threads * listeners_.size();
     WorkerLimits limits;
@@ -114,14 +119,20 @@ int Balancer::run() {
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& error, int signal_number) {
             if (error) return;
+            const char* name = signal_number == SIGTERM ? "SIGTERM" : signal_number == SIGINT ? "SIGINT" : "SIGHUP";
             if (signal_number == SIGHUP) {
-                log::Line(log::Level::warn, "reload_refused")
-                    .kv("file", runtime_->config_file)
-                    .kv("reason", "live reload is not available in this version; restart to apply a new config");
-                signals.async_wait(on_signal);
+                reload([](const admin::AdminServer::ReloadOutcome&) {});
+            } else if (!stopping_) {
+                begin_graceful_stop(signal_number);
+            } else {
+                // A second stop signal during the grace: the operator wants out now.
+                log::Line(log::Level::warn, "stopping_now")
+                    .kv("signal", name)
+                    .kv("open_connections", live_sessions_.load());
+                control_.stop();
                 return;
             }
-            begin_graceful_stop(signal_number);
+            signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
 
@@ -137,6 +148,13 @@ int Balancer::run() {
         .kv("config", runtime_->config_file)
         .kv("threads", static_cast<std::uint64_t>(threads))
         .kv("virtual_services", static_cast<std::uint64_t>(runtime_->services.size()));
+    const bool told = notify_systemd(fmt::format("READY=1\nSTATUS=serving {} virtual services, config generation {}",
+                                                 runtime_->services.size(), config_status_.generation));
+    if (const char* socket = std::getenv("NOTIFY_SOCKET"); !told && socket && *socket) {
+        // systemd would kill a Type=notify start that never hears READY=1
+        // after TimeoutStartSec: say why here.
+        log::Line(log::Level::warn, "systemd_notify_failed").kv("socket", socket).kv("message", "READY=1");
+    }
 
     control_.run();
 
@@ -149,6 +167,8 @@ int Balancer::run() {
 }
 
 void Balancer::begin_graceful_stop(int signal_number) {
+    stopping_ = true;
+    notify_systemd("STOPPING=1");
     log::Line(log::Level::info, "stopping")
         .kv("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
         .kv("open_connections", live_sessions_.load())
@@ -210,7 +230,7 @@ void Balancer::log_service_availability() {
     for (const auto& service : runtime_->services) {
         bool available = false;
         for (const auto& server : service->servers) available = available || server->accepts_new_clients(now);
-        auto [it, inserted] = service_available_.try_emplace(service.get(), true);
+        auto [it, inserted] = service_available_.try_emplace(service->config.name, true);
         if (it->second == available) continue;
         it->second = available;
         if (available) {

@@ -2,8 +2,10 @@
 #include "conf/config_parser.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/command_line.hpp"
+#include "proxy/config_checks.hpp"
 #include "proxy/log.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/system_limits.hpp"
 
 #include <csignal>
 #include <filesystem>
@@ -36,7 +38,10 @@ int run(const std::string& config_file) {
         }
         return 1;
     }
-    auto built = proxy::build_runtime(std::move(*parsed.config), absolute_path(config_file));
+    // The worker count is fixed for the process's life (a reload keeps it).
+    const int configured = parsed.config->threads;
+    const unsigned workers = configured > 0 ? static_cast<unsigned>(configured) : proxy::usable_cpu_count();
+    auto built = proxy::build_runtime(std::move(*parsed.config), absolute_path(config_file), nullptr, workers);
     if (auto* errors = std::get_if<std::vector<conf::ConfigError>>(&built)) {
         for (const auto& error : *errors) {
             proxy::log::Line(proxy::log::Level::error, "config_error").kv("file", config_file).kv("error", error.to_string());
@@ -46,7 +51,7 @@ int run(const std::string& config_file) {
     proxy::log::start_writer();
     int code;
     {
-        proxy::Balancer balancer(std::get<std::shared_ptr<const proxy::Runtime>>(std::move(built)));
+        proxy::Balancer balancer(std::get<std::shared_ptr<const proxy::Runtime>>(std::move(built)), workers);
         code = balancer.run();
     }
     proxy::log::stop_writer();
@@ -72,6 +77,9 @@ int main(int argc, char** argv) {
         case proxy::CommandLine::Action::check: {
             auto parsed = conf::load_config_file(command->config_file);
             if (!parsed.config) return print_errors(parsed.errors);
+            // What a start would refuse beyond the JSON: files, features. Host
+            // names are not resolved here (INTERFACE.md: syntax only).
+            if (auto errors = proxy::check_before_start(*parsed.config); !errors.empty()) return print_errors(errors);
             std::printf("%s: ok\n", command->config_file.c_str());
             return 0;
         }

@@ -37,8 +37,9 @@ PumpKind pump_kind_from_environment() {
     return PumpKind::automatic;
 }
 
-Pump::Pump(tcp::socket& from, tcp::socket& to, Activity& activity, const PumpTools& tools, PumpJoin& join)
-    : from_(from), to_(to), activity_(activity), tools_(tools), join_(join) {}
+Pump::Pump(tcp::socket& from, tcp::socket& to, Activity& activity, const PumpTools& tools, PumpJoin& join,
+           ByteSink sink)
+    : from_(from), to_(to), activity_(activity), tools_(tools), join_(join), sink_(sink) {}
 
 void Pump::start(bool readable_now) {
     if (tools_.kind == PumpKind::splice) start_splicing();
@@ -82,6 +83,7 @@ void Pump::copy_some() {
         if (got_bytes == 0) return finish({PumpEnd::Kind::eof, {}});
         const std::size_t got = static_cast<std::size_t>(got_bytes);
         bytes_ += got;
+        sink_.add(got);
         activity_.last = std::chrono::steady_clock::now();
 
         const ssize_t sent_bytes = ::send(to_.native_handle(), scratch.data(), got, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -148,6 +150,7 @@ void Pump::splice_some() {
         }
         if (got == 0) return finish({PumpEnd::Kind::eof, {}});
         bytes_ += static_cast<std::uint64_t>(got);
+        sink_.add(static_cast<std::uint64_t>(got));
         activity_.last = std::chrono::steady_clock::now();
         pipe_.buffered = static_cast<std::size_t>(got);
         if (!drain_pipe()) return;  // waiting for `to`, or ended

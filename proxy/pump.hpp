@@ -2,6 +2,7 @@
 // Asio handlers: no coroutine frame, no buffer of its own while it waits.
 #pragma once
 
+#include "proxy/lasting_state.hpp"
 #include "proxy/pipe_pool.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -45,6 +46,18 @@ enum class PumpKind { copy, splice, automatic };
 // benchmarking; anything else gives the default.
 PumpKind pump_kind_from_environment();
 
+// Where one direction counts its bytes as they flow: this worker's slots of the
+// service's and the real server's counters (lasting_state.hpp), so that a
+// two-hour connection shows its traffic while it lasts. Null slots are skipped.
+struct ByteSink {
+    std::atomic<std::uint64_t>* service = nullptr;
+    std::atomic<std::uint64_t>* server = nullptr;
+    void add(std::uint64_t bytes) const {
+        if (service) add_to(*service, bytes);
+        if (server) add_to(*server, bytes);
+    }
+};
+
 // What a worker lends to the pumps of its connections.
 struct PumpTools {
     std::span<char> scratch;  // the worker's buffer: a read lands there and is written at once
@@ -78,7 +91,7 @@ private:
 class Pump {
 public:
     Pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Activity& activity,
-         const PumpTools& tools, PumpJoin& join);
+         const PumpTools& tools, PumpJoin& join, ByteSink sink = {});
     Pump(const Pump&) = delete;
     Pump& operator=(const Pump&) = delete;
 
@@ -107,6 +120,7 @@ private:
     Activity& activity_;
     PumpTools tools_;
     PumpJoin& join_;
+    ByteSink sink_;
     std::uint64_t bytes_ = 0;
     bool splicing_ = false;
     bool copy_only_ = false;  // no pipe could be had: never splice again

@@ -1,6 +1,7 @@
 #include "proxy/runtime.hpp"
 
 #include "conf/address.hpp"
+#include "proxy/config_checks.hpp"
 #include "tls/client_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -8,38 +9,31 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iterator>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 RealServerRuntime::RealServerRuntime(conf::RealServer config_in, tcp::endpoint endpoint_in,
-                                     std::shared_ptr<healthcheck::ServerHealth> health_in)
+                                     std::shared_ptr<healthcheck::ServerHealth> health_in,
+                                     std::shared_ptr<ServerState> state_in)
     : config(std::move(config_in)),
       endpoint(endpoint_in),
       health(std::move(health_in)),
-      admin_state(config.enabled ? AdminState::enabled : AdminState::disabled) {}
+      state(state_in ? std::move(state_in)
+                     : std::make_shared<ServerState>(1, config.enabled ? AdminState::enabled : AdminState::disabled)) {}
 
 void RealServerRuntime::set_admin_state(AdminState wanted, std::chrono::steady_clock::time_point now) {
-    // Only the control thread changes admin states, so this check-then-store
-    // does not race with another change.
-    if (wanted == AdminState::draining && admin_state.load(std::memory_order_relaxed) != AdminState::draining) {
-        draining_since.store(now.time_since_epoch().count(), std::memory_order_relaxed);
-    }
-    admin_state.store(wanted, std::memory_order_relaxed);
+    state->admin.set(wanted, now);
 }
 
 bool RealServerRuntime::drained_for(std::chrono::seconds limit, std::chrono::steady_clock::time_point now) const {
-    if (admin_state.load(std::memory_order_relaxed) != AdminState::draining) return false;
-    const std::chrono::steady_clock::time_point since{
-        std::chrono::steady_clock::duration(draining_since.load(std::memory_order_relaxed))};
-    return now - since >= limit;
+    const auto admin = state->admin.load();
+    return admin.state == AdminState::draining && now - admin.since >= limit;
 }
 
 bool RealServerRuntime::locally_available(std::chrono::steady_clock::time_point now) const {
-    return admin_state.load(std::memory_order_relaxed) == AdminState::enabled && health->usable(now);
+    return state->admin.state() == AdminState::enabled && health->usable(now);
 }
 
 bool RealServerRuntime::accepts_new_clients(std::chrono::steady_clock::time_point now) const {
@@ -51,7 +45,7 @@ bool RealServerRuntime::accepts_new_clients(std::chrono::steady_clock::time_poin
 }
 
 RealServerRuntime::Shown RealServerRuntime::shown_state(std::chrono::steady_clock::time_point now) const {
-    switch (admin_state.load(std::memory_order_relaxed)) {
+    switch (state->admin.state()) {
         case AdminState::disabled: return {"disabled", {}};
         case AdminState::draining: return {"draining", {}};
         case AdminState::enabled: break;
@@ -107,40 +101,76 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
     return results.begin()->endpoint();
 }
 
-// A secret file's content without surrounding whitespace (INTERFACE.md).
-std::optional<std::string> read_token_file(const std::string& file, std::string& error) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        error = fmt::format("cannot read \"{}\"", file);
-        return std::nullopt;
-    }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos) {
-        error = fmt::format("\"{}\" is empty", file);
-        return std::nullopt;
-    }
-    const auto last = text.find_last_not_of(" \t\r\n");
-    return text.substr(first, last - first + 1);
-}
-
 bool is_ip_literal(std::string_view host) {
     return conf::parse_ipv4(host).has_value() || conf::parse_ipv6(host).has_value();
 }
 
+// Whether two check targets describe the same check of the same server: then
+// their health is one (shared within a snapshot, adopted across reloads).
+bool same_check(const healthcheck::CheckTarget& target, const conf::HealthCheck& check, const tcp::endpoint& endpoint,
+                const healthcheck::CheckContext& context) {
+    return target.endpoint == endpoint && target.check == check && target.context.host == context.host &&
+           target.context.sni == context.sni;
+}
+
 // Finds the health of (endpoint, check, host) among the targets made so far, or
-// makes it: one check per real server address and check definition.
+// takes it from the previous snapshot, or makes it: one check per real server
+// address and check definition, carried over while that pair is unchanged.
 std::shared_ptr<healthcheck::ServerHealth> health_for(std::vector<healthcheck::CheckTarget>& targets,
-                                                      const conf::HealthCheck& check, const tcp::endpoint& endpoint,
-                                                      healthcheck::CheckContext context, std::string label) {
+                                                      const Runtime* previous, const conf::HealthCheck& check,
+                                                      const tcp::endpoint& endpoint, healthcheck::CheckContext context,
+                                                      std::string label) {
     for (const auto& target : targets) {
-        if (target.endpoint == endpoint && target.check == check && target.context.host == context.host) {
-            return target.health;
+        if (same_check(target, check, endpoint, context)) return target.health;
+    }
+    std::shared_ptr<healthcheck::ServerHealth> health;
+    if (previous) {
+        for (const auto& target : previous->health_targets) {
+            if (same_check(target, check, endpoint, context)) health = target.health;
         }
     }
-    auto health = std::make_shared<healthcheck::ServerHealth>(check);
+    if (!health) health = std::make_shared<healthcheck::ServerHealth>(check);
     targets.push_back({health, check, endpoint, std::move(context), std::move(label)});
     return health;
+}
+
+const ServiceRuntime* service_named(const Runtime* runtime, const std::string& name) {
+    if (!runtime) return nullptr;
+    for (const auto& service : runtime->services) {
+        if (service->config.name == name) return service.get();
+    }
+    return nullptr;
+}
+
+// The same machine (name and address) in the previous generation of a service.
+const RealServerRuntime* same_server(const ServiceRuntime* previous, const conf::RealServer& server,
+                                     const tcp::endpoint& endpoint) {
+    if (!previous) return nullptr;
+    auto index = previous->index_of(server.name);
+    if (!index) return nullptr;
+    const auto& old = *previous->servers[*index];
+    return old.config.address == server.address && old.endpoint == endpoint ? &old : nullptr;
+}
+
+// The admin state and counters of `server` in the previous generation of its
+// service, when it is the same machine; else fresh ones.
+std::shared_ptr<ServerState> adopt_server_state(const ServiceRuntime* previous, const conf::RealServer& server,
+                                                const tcp::endpoint& endpoint, std::size_t workers) {
+    if (const auto* old = same_server(previous, server, endpoint)) return old->state;
+    return std::make_shared<ServerState>(workers, server.enabled ? AdminState::enabled : AdminState::disabled);
+}
+
+// A service's own source-IP table (no group), kept while its settings are.
+std::shared_ptr<persistence::SourceIpTable> own_source_ip_table(const ServiceRuntime* previous,
+                                                                const conf::Persistence& persistence) {
+    if (previous && previous->source_ip_table && !previous->config.persistence.group &&
+        previous->config.persistence.type == conf::PersistenceKind::source_ip &&
+        previous->config.persistence.timeout_s == persistence.timeout_s &&
+        previous->config.persistence.max_entries == persistence.max_entries) {
+        return previous->source_ip_table;
+    }
+    return std::make_shared<persistence::SourceIpTable>(std::chrono::seconds(persistence.timeout_s),
+                                                        persistence.max_entries);
 }
 
 // Links each real server of a persistence group to the same name in the other
@@ -166,23 +196,38 @@ void link_group_peers(Runtime& runtime) {
 
 }  // namespace
 
-std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config,
-                                                                                           std::string config_file) {
+BuildResult build_runtime(conf::Config config, std::string config_file, const Runtime* previous,
+                          std::size_t workers) {
+    std::vector<conf::ConfigError> errors = check_before_start(config);
+    if (!errors.empty()) return errors;
+
     auto runtime = std::make_shared<Runtime>();
     runtime->config_file = std::move(config_file);
-    std::vector<conf::ConfigError> errors;
+    runtime->workers = workers == 0 ? 1 : workers;
     net::io_context resolver_io;
 
     for (const auto& [name, group] : config.persistence_groups) {
-        runtime->persistence_groups[name] = std::make_shared<persistence::SourceIpTable>(
-            std::chrono::seconds(group.timeout_s), group.max_entries);
+        std::shared_ptr<persistence::SourceIpTable> table;
+        if (previous) {
+            auto old = previous->persistence_groups.find(name);
+            auto old_settings = previous->config.persistence_groups.find(name);
+            if (old != previous->persistence_groups.end() && old_settings != previous->config.persistence_groups.end() &&
+                old_settings->second == group) {
+                table = old->second;
+            }
+        }
+        if (!table) table = std::make_shared<persistence::SourceIpTable>(std::chrono::seconds(group.timeout_s),
+                                                                         group.max_entries);
+        runtime->persistence_groups[name] = std::move(table);
     }
 
     for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
         const auto& vs = config.virtual_services[s];
         const auto& check = vs.health_check;
+        const ServiceRuntime* before = service_named(previous, vs.name);
         auto service = std::make_unique<ServiceRuntime>();
         service->config = vs;
+        service->state = before ? before->state : std::make_shared<ServiceState>(runtime->workers);
 
         std::shared_ptr<net::ssl::context> check_tls;
         if (check.type == conf::HealthCheckKind::https) {
@@ -211,9 +256,11 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
             }
             std::string label = rs.name + "@" + conf::HostPort{rs.address.host, check_endpoint.port(),
                                                                 rs.address.kind}.to_string();
-            auto health = health_for(runtime->health_targets, check, check_endpoint, std::move(context),
+            auto health = health_for(runtime->health_targets, previous, check, check_endpoint, std::move(context),
                                      std::move(label));
-            service->servers.push_back(std::make_unique<RealServerRuntime>(rs, *endpoint, std::move(health)));
+            auto state = adopt_server_state(before, rs, *endpoint, runtime->workers);
+            service->servers.push_back(
+                std::make_unique<RealServerRuntime>(rs, *endpoint, std::move(health), std::move(state)));
             entries.push_back({rs.name, rs.weight});
         }
         service->scheduler = persistence::make_scheduler(vs.scheduler, std::move(entries));
@@ -221,21 +268,32 @@ std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> bui
             if (vs.persistence.group) {
                 service->source_ip_table = runtime->persistence_groups.at(*vs.persistence.group);
             } else {
-                service->source_ip_table = std::make_shared<persistence::SourceIpTable>(
-                    std::chrono::seconds(vs.persistence.timeout_s), vs.persistence.max_entries);
+                service->source_ip_table = own_source_ip_table(before, vs.persistence);
             }
         }
         runtime->services.push_back(std::move(service));
     }
     if (config.admin && config.admin->token_file) {
         std::string error;
-        runtime->admin_token = read_token_file(*config.admin->token_file, error);
+        runtime->admin_token = read_secret_file(*config.admin->token_file, error);
         if (!runtime->admin_token) errors.push_back({"/admin/token_file", error});
     }
     if (!errors.empty()) return errors;
     link_group_peers(*runtime);
     runtime->config = std::move(config);
     return std::shared_ptr<const Runtime>(std::move(runtime));
+}
+
+void apply_enabled_changes(const Runtime& next, const Runtime& previous, std::chrono::steady_clock::time_point now) {
+    for (const auto& service : next.services) {
+        const ServiceRuntime* before = service_named(&previous, service->config.name);
+        for (const auto& server : service->servers) {
+            const auto* old = same_server(before, server->config, server->endpoint);
+            if (old && old->config.enabled != server->config.enabled) {
+                server->state->admin.set(server->config.enabled ? AdminState::enabled : AdminState::disabled, now);
+            }
+        }
+    }
 }
 
 }  // namespace castellan::proxy

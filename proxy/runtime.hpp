@@ -2,9 +2,10 @@
 //
 // A session takes a shared_ptr<const Runtime> at accept and keeps it until it
 // closes, so the settings it started with stay valid for its whole life, whatever
-// happens to the config meanwhile. Mutable parts (counters, health, scheduler
-// position, persistence tables) are atomics or internally synchronised objects
-// reached through the immutable snapshot.
+// happens to the config meanwhile. The snapshot holds what the config determines;
+// what must outlive a reload (health, persistence tables, admin states, counters:
+// lasting_state.hpp) it reaches through shared_ptrs that build_runtime() hands
+// from one snapshot to the next when the thing they describe did not change.
 #pragma once
 
 #include "conf/config.hpp"
@@ -13,6 +14,7 @@
 #include "healthcheck/server_health.hpp"
 #include "persistence/scheduler.hpp"
 #include "persistence/source_ip_table.hpp"
+#include "proxy/lasting_state.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -28,33 +30,21 @@
 
 namespace castellan::proxy {
 
-// Traffic counters, updated by every worker (once per connection, not per byte).
-struct TrafficCounters {
-    std::atomic<std::uint32_t> active{0};
-    std::atomic<std::uint64_t> total{0};
-    std::atomic<std::uint64_t> bytes_in{0};   // from clients
-    std::atomic<std::uint64_t> bytes_out{0};  // to clients
-};
-
-// What the admin API (and the config's `enabled`) says of a real server.
-enum class AdminState : std::uint8_t { enabled, draining, disabled };
-
 struct ServiceRuntime;
 
 // One real server as one virtual service uses it.
 struct RealServerRuntime {
+    // Without `state`, a fresh one for one worker, `enabled` as the config says.
     RealServerRuntime(conf::RealServer config, boost::asio::ip::tcp::endpoint endpoint,
-                      std::shared_ptr<healthcheck::ServerHealth> health);
+                      std::shared_ptr<healthcheck::ServerHealth> health, std::shared_ptr<ServerState> state = nullptr);
 
     const conf::RealServer config;
     const boost::asio::ip::tcp::endpoint endpoint;  // resolved at load
-    // Shared with every service that checks the same address the same way.
+    // Shared with every service that checks the same address the same way, and
+    // with the snapshots before and after this one while the check is unchanged.
     const std::shared_ptr<healthcheck::ServerHealth> health;
-    std::atomic<AdminState> admin_state;
-    // When it was last put into draining (steady clock), for drain_timeout_s.
-    std::atomic<std::chrono::steady_clock::rep> draining_since{0};
-    TrafficCounters traffic;  // active = this service's open connections to it
-    std::atomic<std::uint64_t> connect_failures{0};
+    // Admin state, counters: shared with the other generations of this server.
+    const std::shared_ptr<ServerState> state;
 
     // The same machine (same name) in the other member services of this service's
     // persistence group: a server down, draining or disabled in one member takes
@@ -89,11 +79,12 @@ struct ServiceRuntime {
     std::vector<std::unique_ptr<RealServerRuntime>> servers;
     std::unique_ptr<persistence::Scheduler> scheduler;
     // Source-IP persistence: the group's table (shared with the other members) or
-    // this service's own; null without source_ip persistence.
+    // this service's own; null without source_ip persistence. Adopted across
+    // reloads while its settings are unchanged.
     std::shared_ptr<persistence::SourceIpTable> source_ip_table;
-    TrafficCounters traffic;
-    // Slots taken by accepted connections and pending accepts, for max_connections.
-    std::atomic<std::int64_t> accept_slots{0};
+    // Counters and max_connections slots, shared with the other generations of
+    // the service of the same name.
+    std::shared_ptr<ServiceState> state = std::make_shared<ServiceState>(1);
 
     std::optional<std::size_t> index_of(std::string_view server_name) const;
 };
@@ -101,6 +92,7 @@ struct ServiceRuntime {
 struct Runtime {
     conf::Config config;
     std::string config_file;
+    std::size_t workers = 1;  // slots of every ByteCounters in this snapshot
     std::optional<std::string> admin_token;  // from admin.token_file, whitespace stripped
     // One active check per (address, check definition), whatever the number of
     // services that use it.
@@ -112,10 +104,28 @@ struct Runtime {
     ServiceRuntime* find_service(const conf::HostPort& listen) const;
 };
 
-// Builds a snapshot: resolves real-server hostnames (a name that does not resolve
-// is an error at its JSON path), makes schedulers and persistence tables.
-// Blocking (DNS): call it off the workers.
-std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>> build_runtime(conf::Config config,
-                                                                                           std::string config_file);
+using BuildResult = std::variant<std::shared_ptr<const Runtime>, std::vector<conf::ConfigError>>;
+
+// Builds a snapshot: checks what a start needs beyond the JSON (config_checks.hpp:
+// files, features of this build), resolves real-server hostnames (a name that
+// does not resolve is an error at its JSON path), makes schedulers.
+// Long-lived state is adopted from `previous` (null at start) where the thing it
+// describes did not change, else made fresh:
+// - health: the same address, check definition and check host;
+// - a real server's admin state and counters: the same service name, server
+//   name and address (see apply_enabled_changes());
+// - a service's counters and max_connections slots: the same service name;
+// - persistence tables: the same group name (or service name, for a service's
+//   own table) and the same timeout and size.
+// `workers` sizes the per-worker byte counters. Blocking (DNS, files): call it
+// off the workers and off the control loop; `previous` is only read.
+BuildResult build_runtime(conf::Config config, std::string config_file, const Runtime* previous = nullptr,
+                          std::size_t workers = 1);
+
+// Where a reload changed a kept real server's `enabled`, the config wins over
+// the admin state the API set; elsewhere the API's state stays. Called when
+// `next` (built with `previous`) is published, not at build, so a reload
+// refused after its build changes nothing. Control thread.
+void apply_enabled_changes(const Runtime& next, const Runtime& previous, std::chrono::steady_clock::time_point now);
 
 }  // namespace castellan::proxy

@@ -69,8 +69,9 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
                                      ServiceRuntime& service, SessionEnvironment environment) {
     const auto started = std::chrono::steady_clock::now();
     CountedScope live(environment.live_sessions);
-    CountedScope service_active(service.traffic.active);
-    service.traffic.total.fetch_add(1, std::memory_order_relaxed);
+    auto& service_traffic = service.state->traffic;
+    CountedScope service_active(service_traffic.active);
+    service_traffic.total.fetch_add(1, std::memory_order_relaxed);
 
     boost::system::error_code ignored;
     const auto key = client_key_of(client_endpoint);
@@ -87,10 +88,15 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     }
     auto& server = *upstream->server;
     tcp::socket& backend = upstream->socket;
-    server.traffic.total.fetch_add(1, std::memory_order_relaxed);
-    CountedScope server_active(server.traffic.active);
+    auto& server_traffic = server.state->traffic;
+    server_traffic.total.fetch_add(1, std::memory_order_relaxed);
+    CountedScope server_active(server_traffic.active);
 
-    Transfer transfer(client, backend, environment.pump_tools);
+    // Bytes are counted into this worker's slots as they flow (lasting_state.hpp).
+    auto& service_bytes = service_traffic.bytes.slot(environment.worker);
+    auto& server_bytes = server_traffic.bytes.slot(environment.worker);
+    Transfer transfer(client, backend, environment.pump_tools, ByteSink{&service_bytes.in, &server_bytes.in},
+                      ByteSink{&service_bytes.out, &server_bytes.out});
     // The worker's idle sweep closes the session once nothing moved for idle_s.
     LiveSession live_session{&service, &server, &client, &backend, &transfer.activity(),
                              std::chrono::seconds(service.config.timeouts.idle_s)};
@@ -114,10 +120,6 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     backend.close(ignored);
 
     if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
-    service.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
-    service.traffic.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
-    server.traffic.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
-    server.traffic.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
     auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     log::Line(log::Level::info, "close")
         .kv("vs", service.config.name)

@@ -16,6 +16,7 @@ namespace castellan::proxy {
 
 // What a worker lends to each of its sessions.
 struct SessionEnvironment {
+    std::size_t worker;                        // the worker's index: its slot in ByteCounters
     PumpTools pump_tools;                      // the worker's buffer and pipes
     SessionRegistry& registry;                 // the worker's open sessions
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop

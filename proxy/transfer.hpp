@@ -20,11 +20,13 @@ namespace castellan::proxy {
 // sockets, alive until the operation completes.
 class Transfer {
 public:
-    Transfer(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& backend, const PumpTools& tools)
+    // `upload` counts the bytes from the client, `download` those to it.
+    Transfer(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& backend, const PumpTools& tools,
+             ByteSink upload = {}, ByteSink download = {})
         : finished_(client.get_executor()),
           join_(finished_),
-          upload_(client, backend, activity_, tools, join_),
-          download_(backend, client, activity_, tools, join_) {}
+          upload_(client, backend, activity_, tools, join_, upload),
+          download_(backend, client, activity_, tools, join_, download) {}
     Transfer(const Transfer&) = delete;
     Transfer& operator=(const Transfer&) = delete;
 

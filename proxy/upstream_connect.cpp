@@ -59,7 +59,7 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpo
 
 void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
                   ConnectResult result, std::chrono::milliseconds timeout) {
-    server.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    server.state->connect_failures.fetch_add(1, std::memory_order_relaxed);
     std::string reason = result == ConnectResult::timed_out
                              ? "timeout after " + std::to_string(timeout.count()) + " ms"
                              : error.message();
@@ -90,7 +90,7 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
     for (std::size_t i = 0; i < count; ++i) {
         const auto& server = *service.servers[i];
         eligible[i] = server.accepts_new_clients(now);
-        active[i] = server.traffic.active.load(std::memory_order_relaxed);
+        active[i] = server.state->traffic.active.load(std::memory_order_relaxed);
     }
 
     std::optional<std::size_t> next;

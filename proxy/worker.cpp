@@ -61,25 +61,48 @@ Worker::Worker(std::size_t index, std::shared_ptr<const Runtime> runtime, std::a
 
 Worker::~Worker() { stop(); }
 
-void Worker::add_listener(int listen_fd, const conf::HostPort& listen) {
-    auto& listener = listeners_.emplace_back(io_, listen);
-    const int own_fd = ::dup(listen_fd);
+void Worker::add_listener(int listen_fd, const conf::HostPort& listen) { start_listener(::dup(listen_fd), listen); }
+
+void Worker::start_listener(int own_fd, const conf::HostPort& listen) {
+    auto listener = std::make_shared<Listener>(io_, listen);
     boost::system::error_code error;
-    listener.acceptor.assign(listen.kind == conf::HostPort::Kind::ipv6 ? tcp::v6() : tcp::v4(), own_fd, error);
+    if (own_fd < 0) {
+        error.assign(errno, boost::system::system_category());
+    } else {
+        listener->acceptor.assign(listen.kind == conf::HostPort::Kind::ipv6 ? tcp::v6() : tcp::v4(), own_fd, error);
+    }
     if (error) {
-        ::close(own_fd);
+        if (own_fd >= 0) ::close(own_fd);
         log::Line(log::Level::error, "accept_setup_failed").kv("address", listen.to_string()).kv("error", error.message());
         return;
     }
-    net::co_spawn(io_, accept_loop(listener), net::detached);
+    listeners_.push_back(listener);
+    net::co_spawn(io_, accept_loop(std::move(listener)), net::detached);
 }
 
 void Worker::close_listeners() {
     net::post(io_, [this] {
         for (auto& listener : listeners_) {
             boost::system::error_code ignored;
-            listener.acceptor.close(ignored);
+            listener->acceptor.close(ignored);
         }
+        listeners_.clear();
+    });
+}
+
+void Worker::apply(Update update, std::function<void()> done) {
+    net::post(io_, [this, update = std::move(update), done = std::move(done)]() mutable {
+        runtime_ = std::move(update.runtime);
+        for (const auto& address : update.closed) {
+            std::erase_if(listeners_, [&](const std::shared_ptr<Listener>& listener) {
+                if (listener->listen != address) return false;
+                boost::system::error_code ignored;
+                listener->acceptor.close(ignored);
+                return true;
+            });
+        }
+        for (auto& [fd, address] : update.opened) start_listener(fd, address);
+        done();
     });
 }
 
@@ -103,7 +126,8 @@ void Worker::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-net::awaitable<void> Worker::accept_loop(Listener& listener) {
+net::awaitable<void> Worker::accept_loop(std::shared_ptr<Listener> listener_owner) {
+    Listener& listener = *listener_owner;
     constexpr auto use = net::as_tuple(net::use_awaitable);
     net::steady_timer pause(io_);
     bool at_capacity = false;  // logged once per episode
@@ -133,7 +157,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
         // clients wait in the kernel's accept backlog.
         std::atomic<std::int64_t>* slots = nullptr;
         if (const int limit = service->config.max_connections; limit > 0) {
-            slots = &service->accept_slots;
+            slots = &service->state->accept_slots;
             if (slots->fetch_add(1, std::memory_order_relaxed) >= limit) {
                 slots->fetch_sub(1, std::memory_order_relaxed);
                 pause.expires_after(slot_poll);
@@ -167,7 +191,7 @@ net::awaitable<void> Worker::accept_loop(Listener& listener) {
             if (slots) slots->fetch_sub(1, std::memory_order_relaxed);
             co_return;
         }
-        SessionEnvironment environment{PumpTools{std::span<char>(scratch_), &pipes_, pump_kind_}, sessions_, live_sessions_};
+        SessionEnvironment environment{index_, PumpTools{std::span<char>(scratch_), &pipes_, pump_kind_}, sessions_, live_sessions_};
         net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment),
                                          std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {

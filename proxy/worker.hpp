@@ -14,7 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <list>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -41,6 +41,18 @@ public:
     // Closes every acceptor of this worker (posted to its thread).
     void close_listeners();
 
+    // What a reload changes for a worker.
+    struct Update {
+        std::shared_ptr<const Runtime> runtime;  // for every connection accepted from now on
+        // Listeners to start: each fd is this worker's own dup, owned from now on.
+        std::vector<std::pair<int, conf::HostPort>> opened;
+        std::vector<conf::HostPort> closed;  // listeners to stop accepting on
+    };
+    // Posts `update` to the worker's thread (nothing may touch its sockets from
+    // another: its loop runs with unsafe I/O hints), then calls `done` there.
+    // Open connections keep the snapshot they started with. Any thread.
+    void apply(Update update, std::function<void()> done);
+
     void start();
     // Stops the loop at once (open sessions are destroyed) and joins the thread.
     void stop();
@@ -55,7 +67,8 @@ private:
         boost::asio::ip::tcp::acceptor acceptor;
         conf::HostPort listen;
     };
-    boost::asio::awaitable<void> accept_loop(Listener& listener);
+    void start_listener(int own_fd, const conf::HostPort& listen);
+    boost::asio::awaitable<void> accept_loop(std::shared_ptr<Listener> listener);
     // Closes idle sessions, and those of servers drained too long
     // (SessionRegistry::close_expired), a few times a second.
     boost::asio::awaitable<void> sweep_expired_sessions();
@@ -72,7 +85,8 @@ private:
     std::shared_ptr<const Runtime> runtime_;  // touched on the worker thread only once started
     boost::asio::io_context io_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-    std::list<Listener> listeners_;  // stable addresses for the accept loops
+    // Shared with their accept loops, which end after their acceptor closes.
+    std::vector<std::shared_ptr<Listener>> listeners_;
     std::thread thread_;
 };
 

@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -89,12 +90,85 @@ bool same_secret(std::string_view given, std::string_view secret) {
 
 }  // namespace
 
+// How often the traffic history takes a sample, and how many it keeps: rates
+// over the last 10 minutes.
+constexpr auto history_step = std::chrono::seconds(5);
+constexpr std::size_t history_points = 120;
+
 struct AdminServer::State {
-    State(net::io_context& io_in, SnapshotSource current_in) : io(io_in), acceptor(io_in), current(std::move(current_in)) {}
+    State(net::io_context& io_in, SnapshotSource current_in, ReloadRequest reload_in)
+        : io(io_in),
+          acceptor(io_in),
+          current(std::move(current_in)),
+          reload(std::move(reload_in)),
+          history(history_step, history_points),
+          sample_timer(io_in) {}
     net::io_context& io;
     tcp::acceptor acceptor;
     SnapshotSource current;
+    ReloadRequest reload;
+    TrafficHistory history;  // control thread only
+    net::steady_timer sample_timer;
     bool closed = false;
+
+    nlohmann::json status_now() {
+        auto [runtime, config] = current();
+        return status_json(*runtime, config, std::chrono::steady_clock::now(), &history);
+    }
+
+    // The 401 answer when `request` lacks the bearer token the config asks
+    // for, or nullopt when it may change state.
+    std::optional<http::response<http::string_body>> refuse_unless_authorized(
+        const http::request<http::string_body>& request) {
+        auto [runtime, config] = current();
+        if (!runtime->admin_token) return std::nullopt;
+        auto header = request[http::field::authorization];
+        std::string_view given(header.data(), header.size());
+        constexpr std::string_view bearer = "Bearer ";
+        if (given.starts_with(bearer) && same_secret(given.substr(bearer.size()), *runtime->admin_token)) {
+            return std::nullopt;
+        }
+        auto response = json_response(http::status::unauthorized, {{"error", "missing or wrong bearer token"}},
+                                      request.version(), request.keep_alive());
+        response.set(http::field::www_authenticate, "Bearer");
+        return response;
+    }
+
+    // POST /api/v1/reload: the same as SIGHUP; answers once the reload is
+    // applied or refused.
+    net::awaitable<http::response<http::string_body>> reload_call(const http::request<http::string_body>& request) {
+        const bool keep_alive = request.keep_alive();
+        const unsigned version = request.version();
+        if (request.method() != http::verb::post) {
+            auto response = json_response(http::status::method_not_allowed, {{"error", "use POST"}}, version, keep_alive);
+            response.set(http::field::allow, "POST");
+            co_return response;
+        }
+        if (auto refused = refuse_unless_authorized(request)) co_return std::move(*refused);
+        struct Wait {
+            explicit Wait(net::io_context& io) : done(io, net::steady_timer::time_point::max()) {}
+            net::steady_timer done;
+            std::optional<ReloadOutcome> outcome;
+        };
+        auto wait = std::make_shared<Wait>(io);
+        reload([wait](const ReloadOutcome& outcome) {
+            wait->outcome = outcome;
+            wait->done.cancel();
+        });
+        // The outcome may have come already (a refusal given at once).
+        if (!wait->outcome) co_await wait->done.async_wait(net::as_tuple(net::use_awaitable));
+        if (!wait->outcome) {
+            co_return json_response(http::status::service_unavailable, {{"ok", false}, {"errors", {"stopping"}}},
+                                    version, false);
+        }
+        const auto& outcome = *wait->outcome;
+        if (outcome.ok) {
+            co_return json_response(http::status::ok, {{"ok", true}, {"generation", outcome.generation}}, version,
+                                    keep_alive);
+        }
+        co_return json_response(http::status::bad_request, {{"ok", false}, {"errors", outcome.errors}}, version,
+                                keep_alive);
+    }
 
     http::response<http::string_body> answer(const http::request<http::string_body>& request) {
         const bool keep_alive = request.keep_alive();
@@ -102,24 +176,19 @@ struct AdminServer::State {
         const std::string_view path = target.substr(0, target.find('?'));
         if (path == "/api/v1/status") {
             if (auto refused = refuse_unless_get(request)) return std::move(*refused);
-            auto [runtime, config] = current();
-            return json_response(http::status::ok, status_json(*runtime, config, std::chrono::steady_clock::now()),
-                                 request.version(), keep_alive);
+            return json_response(http::status::ok, status_now(), request.version(), keep_alive);
         }
         if (path == "/metrics") {
             if (auto refused = refuse_unless_get(request)) return std::move(*refused);
-            auto [runtime, config] = current();
             return text_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                 metrics_text(status_json(*runtime, config, std::chrono::steady_clock::now())),
-                                 request.version(), keep_alive);
+                                 metrics_text(status_now()), request.version(), keep_alive);
         }
         if (auto target_names = state_call_target(path)) {
             return change_state(request, target_names->first, target_names->second);
         }
         if (path == "/" || path == "/index.html") {
-            auto [runtime, config] = current();
-            return text_response(http::status::ok, "text/html; charset=utf-8",
-                                 status_page_html(status_json(*runtime, config, std::chrono::steady_clock::now())),
+            if (auto refused = refuse_unless_get(request)) return std::move(*refused);
+            return text_response(http::status::ok, "text/html; charset=utf-8", status_page_html(status_now()),
                                  request.version(), keep_alive);
         }
         return json_response(http::status::not_found, {{"error", "not found"}}, request.version(), keep_alive);
@@ -136,18 +205,8 @@ struct AdminServer::State {
             response.set(http::field::allow, "POST");
             return response;
         }
+        if (auto refused = refuse_unless_authorized(request)) return std::move(*refused);
         auto [runtime, config] = current();
-        if (runtime->admin_token) {
-            auto header = request[http::field::authorization];
-            std::string_view given(header.data(), header.size());
-            constexpr std::string_view bearer = "Bearer ";
-            if (!given.starts_with(bearer) || !same_secret(given.substr(bearer.size()), *runtime->admin_token)) {
-                auto response = json_response(http::status::unauthorized, {{"error", "missing or wrong bearer token"}},
-                                              version, keep_alive);
-                response.set(http::field::www_authenticate, "Bearer");
-                return response;
-            }
-        }
         const ServiceRuntime* service = nullptr;
         for (const auto& candidate : runtime->services) {
             if (candidate->config.name == service_name) service = candidate.get();
@@ -213,14 +272,35 @@ net::awaitable<void> serve_client(std::shared_ptr<AdminServer::State> state, bea
             }
             break;
         }
-        auto response = state->answer(parser.get());
-        if (parser.get().method() == http::verb::head) response.body().clear();
+        http::response<http::string_body> response;
+        const auto& request = parser.get();
+        const std::string_view target(request.target().data(), request.target().size());
+        if (target.substr(0, target.find('?')) == "/api/v1/reload") {
+            response = co_await state->reload_call(request);
+        } else {
+            response = state->answer(request);
+        }
+        if (request.method() == http::verb::head) response.body().clear();
         stream.expires_after(request_timeout);
         auto [write_error, written] = co_await http::async_write(stream, response, use);
         if (write_error || !response.keep_alive()) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+// Samples every service's and real server's totals once per step, for the
+// rates and graphs of the status page.
+net::awaitable<void> sample_traffic(std::shared_ptr<AdminServer::State> state) {
+    while (!state->closed) {
+        {
+            auto [runtime, config] = state->current();
+            record_traffic(state->history, *runtime, std::chrono::steady_clock::now());
+        }
+        state->sample_timer.expires_after(state->history.step());
+        auto [error] = co_await state->sample_timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (error) co_return;
+    }
 }
 
 net::awaitable<void> accept_clients(std::shared_ptr<AdminServer::State> state) {
@@ -238,8 +318,8 @@ net::awaitable<void> accept_clients(std::shared_ptr<AdminServer::State> state) {
 
 }  // namespace
 
-AdminServer::AdminServer(net::io_context& io, SnapshotSource current)
-    : state_(std::make_shared<State>(io, std::move(current))) {}
+AdminServer::AdminServer(net::io_context& io, SnapshotSource current, ReloadRequest reload)
+    : state_(std::make_shared<State>(io, std::move(current), std::move(reload))) {}
 
 AdminServer::~AdminServer() { close(); }
 
@@ -253,6 +333,7 @@ bool AdminServer::listen(const conf::HostPort& address, std::string& error) {
         return false;
     }
     net::co_spawn(state_->io, accept_clients(state_), net::detached);
+    net::co_spawn(state_->io, sample_traffic(state_), net::detached);
     return true;
 }
 
@@ -260,6 +341,7 @@ void AdminServer::close() {
     state_->closed = true;
     boost::system::error_code ignored;
     state_->acceptor.close(ignored);
+    state_->sample_timer.cancel();
 }
 
 }  // namespace castellan::proxy::admin

@@ -1,8 +1,9 @@
 // The admin API listener (`admin.listen`): HTTP/1.1 on the control thread, off
 // the data path.
 //
-// Today it answers `GET /` (the status page) and `GET /api/v1/status`; every
-// other path is 404. Metrics, state changes and reload come with the admin issue.
+// Answers the status page (`GET /`), `GET /api/v1/status`, `GET /metrics`, real
+// server state changes and `POST /api/v1/reload` (INTERFACE.md). Keeps the
+// traffic history the page's rates and graphs come from.
 #pragma once
 
 #include "conf/config.hpp"
@@ -16,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace castellan::proxy::admin {
 
@@ -25,7 +27,17 @@ public:
     // the control thread.
     using SnapshotSource = std::function<std::pair<std::shared_ptr<const Runtime>, ConfigStatus>()>;
 
-    AdminServer(boost::asio::io_context& io, SnapshotSource current);
+    // The outcome of a reload, as `POST /api/v1/reload` answers it.
+    struct ReloadOutcome {
+        bool ok = false;
+        std::uint64_t generation = 0;
+        std::vector<std::string> errors;  // "<path>: <message>"
+    };
+    // Starts a reload and calls its argument once with the outcome, on the
+    // control thread (possibly before returning).
+    using ReloadRequest = std::function<void(std::function<void(const ReloadOutcome&)>)>;
+
+    AdminServer(boost::asio::io_context& io, SnapshotSource current, ReloadRequest reload);
     ~AdminServer();
 
     // Binds `address`; false with `error` set when it cannot.

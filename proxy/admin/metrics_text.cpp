@@ -91,6 +91,13 @@ std::string metrics_text(const nlohmann::json& status) {
     const auto& config = status.value("config", nlohmann::json::object());
     Family(out, "castellan_config_generation", "gauge", "Config generation: 1 at start, one more per applied reload.")
         .sample("", number(config, "generation"));
+    {
+        const auto& reloads = config.value("reloads", nlohmann::json::object());
+        Family family(out, "castellan_config_reloads_total", "counter",
+                      "Reloads asked for (SIGHUP or the API), by result: ok = applied, failed = refused.");
+        family.sample("result=\"ok\"", number(reloads, "ok"));
+        family.sample("result=\"failed\"", number(reloads, "failed"));
+    }
 
     constexpr std::array<Counter, 4> service_counters = {{
         {"castellan_virtual_service_connections_active", "connections_active", "gauge", "Open client connections."},

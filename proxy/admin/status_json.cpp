@@ -15,20 +15,32 @@ nlohmann::json health_json(const healthcheck::ServerHealth& health) {
             {"detail", last->detail}};
 }
 
-nlohmann::json server_json(const RealServerRuntime& server, std::chrono::steady_clock::time_point now) {
+TrafficTotals totals_of(const TrafficCounters& traffic) {
+    return {traffic.total.load(std::memory_order_relaxed), traffic.bytes.in(), traffic.bytes.out()};
+}
+
+nlohmann::json rates_of(const TrafficHistory* history, const std::string& key) {
+    if (!history) return rates_json(TrafficRates{}, std::chrono::seconds(0));
+    return rates_json(history->rates(key), history->step());
+}
+
+nlohmann::json server_json(const ServiceRuntime& service, const RealServerRuntime& server,
+                           std::chrono::steady_clock::time_point now, const TrafficHistory* history) {
     const auto shown = server.shown_state(now);
+    const auto& traffic = server.state->traffic;
     nlohmann::json health = health_json(*server.health);
     nlohmann::json out = {
         {"name", server.config.name},
         {"address", server.config.address.to_string()},
         {"state", shown.state},
         {"weight", server.config.weight},
-        {"connections_active", server.traffic.active.load(std::memory_order_relaxed)},
-        {"connections_total", server.traffic.total.load(std::memory_order_relaxed)},
-        {"connect_failures", server.connect_failures.load(std::memory_order_relaxed)},
-        {"bytes_in", server.traffic.bytes_in.load(std::memory_order_relaxed)},
-        {"bytes_out", server.traffic.bytes_out.load(std::memory_order_relaxed)},
+        {"connections_active", traffic.active.load(std::memory_order_relaxed)},
+        {"connections_total", traffic.total.load(std::memory_order_relaxed)},
+        {"connect_failures", server.state->connect_failures.load(std::memory_order_relaxed)},
+        {"bytes_in", traffic.bytes.in()},
+        {"bytes_out", traffic.bytes.out()},
         {"health", health},
+        {"rates", rates_of(history, history_key(service, server))},
     };
     // A peer in the persistence group decided the state: say which one, where
     // the check result would otherwise look healthy.
@@ -38,26 +50,52 @@ nlohmann::json server_json(const RealServerRuntime& server, std::chrono::steady_
 
 }  // namespace
 
-nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config,
-                           std::chrono::steady_clock::time_point now) {
+std::string history_key(const ServiceRuntime& service) { return service.config.name; }
+
+std::string history_key(const ServiceRuntime& service, const RealServerRuntime& server) {
+    return service.config.name + "/" + server.config.name;
+}
+
+void record_traffic(TrafficHistory& history, const Runtime& runtime, std::chrono::steady_clock::time_point now) {
+    for (const auto& service : runtime.services) {
+        history.record(history_key(*service), totals_of(service->state->traffic), now);
+        for (const auto& server : service->servers) {
+            history.record(history_key(*service, *server), totals_of(server->state->traffic), now);
+        }
+    }
+    history.forget_unrecorded();
+}
+
+nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, std::chrono::steady_clock::time_point now,
+                           const TrafficHistory* history) {
     nlohmann::json services = nlohmann::json::array();
     for (const auto& service : runtime.services) {
         nlohmann::json servers = nlohmann::json::array();
-        for (const auto& server : service->servers) servers.push_back(server_json(*server, now));
+        for (const auto& server : service->servers) servers.push_back(server_json(*service, *server, now, history));
+        const auto& traffic = service->state->traffic;
         services.push_back({
             {"name", service->config.name},
             {"listen", service->config.listen.to_string()},
             {"mode", conf::to_string(service->config.mode)},
-            {"connections_active", service->traffic.active.load(std::memory_order_relaxed)},
-            {"connections_total", service->traffic.total.load(std::memory_order_relaxed)},
-            {"bytes_in", service->traffic.bytes_in.load(std::memory_order_relaxed)},
-            {"bytes_out", service->traffic.bytes_out.load(std::memory_order_relaxed)},
+            {"connections_active", traffic.active.load(std::memory_order_relaxed)},
+            {"connections_total", traffic.total.load(std::memory_order_relaxed)},
+            {"bytes_in", traffic.bytes.in()},
+            {"bytes_out", traffic.bytes.out()},
+            {"rates", rates_of(history, history_key(*service))},
             {"real_servers", std::move(servers)},
         });
     }
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - config.started);
     return {
         {"version", CASTELLAN_VERSION},
-        {"config", {{"generation", config.generation}, {"file", runtime.config_file}, {"last_reload", config.last_reload}}},
+        {"started_at", rfc3339_utc(config.started_at)},
+        {"uptime_s", static_cast<std::int64_t>(uptime.count())},
+        {"admin", {{"token_required", runtime.admin_token.has_value()}}},
+        {"config",
+         {{"generation", config.generation},
+          {"file", runtime.config_file},
+          {"last_reload", config.last_reload},
+          {"reloads", {{"ok", config.reloads_ok}, {"failed", config.reloads_failed}}}}},
         {"virtual_services", std::move(services)},
     };
 }
