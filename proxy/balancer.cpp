@@ -90,7 +90,8 @@ int Balancer::run() {
         }
         log::Line(log::Level::info, "listen").kv("vs", "admin").kv("address", admin->listen.to_string()).kv("mode", "admin");
         if (!admin->token_file) {
-            // Only GET calls exist today; say so for when state changes arrive.
+            // Without a token, whoever reaches this address may drain servers
+            // and reload the config: fine on loopback only.
             auto host = admin->listen.host;
             if (host != "127.0.0.1" && host != "::1") {
                 log::Line(log::Level::warn, "admin_without_token").kv("address", admin->listen.to_string());

@@ -18,6 +18,7 @@ packages=(
     # tests, benchmark, demo
     python3 openssl iproute2 procps
     haproxy iperf3 nginx curl netcat-openbsd
+    python3-selenium chromium chromium-driver
 )
 
 if [[ $(id -u) -eq 0 ]]; then
