@@ -432,6 +432,47 @@ class ChangeTest(ReloadTest):
         self.assertEqual(closes()[0].get("reason"), "closed", closes())
 
 
+class OlderGenerationTest(ReloadTest):
+    """drain_timeout_s and on_server_down: close reach connections opened before a reload."""
+
+    CHECK = {"type": "tcp", "interval_ms": 200, "timeout_ms": 150, "fall": 1, "rise": 1}
+
+    def test_drain_timeout_closes_a_connection_of_the_previous_generation(self):
+        (cas1,) = self.named("cas1")
+        port = free_port()
+        service = lambda weight: tcp_service("rpc", port, [{"name": "cas1", "address": addr(cas1.port), "weight": weight}],
+                                             drain_timeout_s=1)
+        self.start(self.config([service(1)]))
+        held = self.client(port)
+        self.assertEqual(read_name(held), "cas1")
+        self.rewrite(self.config([service(2)]))  # the held connection stays on generation 1
+        self.assertEqual(self.sighup().get("ok"), "true", self.log_tail())
+        self.assertEqual(self.set_state("rpc", "cas1", "drain")[0], 200)
+        self.assertTrue(is_closed(held, wait=4.0), "drain_timeout did not reach the older generation" + self.log_tail())
+        closes = lambda: [e for e in self.proxy.log_events("close") if e.get("reason") == "drain_timeout"]
+        self.assertTrue(wait_for(closes, timeout=2.0), self.log_tail())
+
+    def test_server_down_closes_a_connection_of_the_previous_generation(self):
+        cas1, cas2 = self.named("cas1", "cas2")
+        port = free_port()
+        servers = lambda names: [(n, s.port) for n, s in (("cas1", cas1), ("cas2", cas2)) if n in names]
+        service = lambda names: tcp_service("rpc", port, servers(names), health_check=self.CHECK, on_server_down="close")
+        self.start(self.config([service(["cas1"])]))
+        held = self.client(port)
+        self.assertEqual(read_name(held), "cas1")
+        self.rewrite(self.config([service(["cas1", "cas2"])]))
+        self.assertEqual(self.sighup().get("ok"), "true", self.log_tail())
+        self.stop_accepting(cas1)
+        self.assertTrue(is_closed(held, wait=4.0), "on_server_down did not reach the older generation" + self.log_tail())
+        closes = lambda: [e for e in self.proxy.log_events("close") if e.get("reason") == "server_down"]
+        self.assertTrue(wait_for(closes, timeout=2.0), self.log_tail())
+
+    @staticmethod
+    def stop_accepting(server):
+        """The port closes but open connections stay up: only castellan can end them."""
+        server.listener.close()
+
+
 # ---------------------------------------------------------------------------
 # 4. State that must survive: persistence, health, drain
 

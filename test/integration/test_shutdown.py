@@ -103,6 +103,21 @@ class ShutdownTest(IntegrationTest):
         self.assertEqual(code, 0, self.log_tail())
         self.assertLess(time.monotonic() - started, 2.5)
 
+    def test_second_sigterm_during_the_grace_exits_at_once(self):
+        server, port = self.start_proxy(grace_s=30)
+        sock = self.open_connection(port)
+        self.proxy.signal(signal.SIGTERM)
+        self.assertTrue(self.proxy.wait_for_log(lambda line: "event=stopping " in line, timeout=3.0), self.log_tail())
+        time.sleep(0.3)
+        self.assertTrue(self.proxy.running(), "exited with a connection open and 30 s of grace left" + self.log_tail())
+        started = time.monotonic()
+        self.proxy.signal(signal.SIGTERM)
+        code = self.proxy.wait(5)
+        self.assertEqual(code, 0, f"exit code {code} (None: still running 5 s after the second SIGTERM)" + self.log_tail())
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertTrue(self.proxy.log_events("stopping_now"), self.log_tail())
+        self.assertTrue(is_closed(sock, wait=2.0), "client connection still open after exit")
+
     def test_port_is_free_after_exit(self):
         server, port = self.start_proxy(grace_s=30)
         self.proxy.signal(signal.SIGTERM)
