@@ -88,4 +88,13 @@ const char* to_string(OnServerDown action) {
     return "?";
 }
 
+const char* to_string(AccessLog choice) {
+    switch (choice) {
+    case AccessLog::all: return "all";
+    case AccessLog::errors: return "errors";
+    case AccessLog::off: return "off";
+    }
+    return "?";
+}
+
 }  // namespace castellan::conf

@@ -34,6 +34,8 @@ enum class PersistenceKind { none, source_ip, cookie };
 enum class HealthCheckKind { tcp, http, https, smtp, none };
 enum class TlsMode { terminate, passthrough, reencrypt };
 enum class OnServerDown { keep, close };
+// Which connection ends get a `close` line: every one, only abnormal ones, none.
+enum class AccessLog { all, errors, off };
 
 // The config spelling of each enum value (`round_robin`, ...).
 const char* to_string(Mode);
@@ -42,6 +44,7 @@ const char* to_string(PersistenceKind);
 const char* to_string(HealthCheckKind);
 const char* to_string(TlsMode);
 const char* to_string(OnServerDown);
+const char* to_string(AccessLog);
 
 struct RealServer {
     std::string name;
@@ -161,6 +164,7 @@ struct Admin {
 struct Config {
     int threads = 0;  // 0 = one per CPU in the affinity mask
     int shutdown_grace_s = 30;
+    AccessLog access_log = AccessLog::all;
     std::optional<Admin> admin;
     std::map<std::string, PersistenceGroup> persistence_groups;
     std::vector<VirtualService> virtual_services;

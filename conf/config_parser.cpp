@@ -79,6 +79,8 @@ Config parse_root(const Json& root, Context& ctx) {
     if (!r.ok()) return config;
     r.integer("threads", config.threads, 0, 256);
     r.integer("shutdown_grace_s", config.shutdown_grace_s, 0, 86400);
+    constexpr std::array access_logs{AccessLog::all, AccessLog::errors, AccessLog::off};
+    r.enumeration("access_log", config.access_log, access_logs);
     bool admin_listen_ok = false;
     if (const Json* admin = r.take("admin")) config.admin = parse_admin(*admin, "/admin", ctx, admin_listen_ok);
     if (const Json* groups = r.take("persistence_groups")) parse_groups(*groups, "/persistence_groups", ctx);

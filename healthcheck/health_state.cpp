@@ -2,8 +2,8 @@
 
 namespace castellan::healthcheck {
 
-HealthStateMachine::HealthStateMachine(int rise, int fall)
-    : rise_(rise < 1 ? 1 : rise), fall_(fall < 1 ? 1 : fall) {}
+HealthStateMachine::HealthStateMachine(int rise, int fall, Health initial)
+    : rise_(rise < 1 ? 1 : rise), fall_(fall < 1 ? 1 : fall), health_(initial) {}
 
 bool HealthStateMachine::on_check_passed() {
     failures_ = 0;

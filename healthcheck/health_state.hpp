@@ -16,7 +16,9 @@ enum class Health { up, down };
 
 class HealthStateMachine {
 public:
-    HealthStateMachine(int rise, int fall);
+    // `initial` down: a server known down (its check changed by a reload) needs
+    // `rise` passes, as after any fall.
+    HealthStateMachine(int rise, int fall, Health initial = Health::up);
 
     Health health() const { return health_; }
     int failures_in_a_row() const { return failures_; }

@@ -7,6 +7,15 @@ ServerHealth::ServerHealth(const conf::HealthCheck& check)
       passive_(check.fall),
       machine_(check.rise, check.fall) {}
 
+ServerHealth::ServerHealth(const conf::HealthCheck& check, const ServerHealth& before)
+    : active_(check.type != conf::HealthCheckKind::none),
+      passive_(check.fall),
+      machine_(check.rise, check.fall,
+               active_ && before.active_ && !before.up_.load(std::memory_order_relaxed) ? Health::down : Health::up),
+      last_(before.last_check()) {
+    up_.store(machine_.health() == Health::up, std::memory_order_relaxed);
+}
+
 bool ServerHealth::usable(std::chrono::steady_clock::time_point now) const {
     if (!active_) return passive_.available(now);
     return up_.load(std::memory_order_relaxed);

@@ -42,6 +42,11 @@ struct HealthChange {
 class ServerHealth {
 public:
     explicit ServerHealth(const conf::HealthCheck& check);
+    // A new check of a server that `before` checked another way (a reload changed
+    // the check): a server found down stays down until the new check passes
+    // `rise` times, instead of taking clients again at once, and the last result
+    // is shown until the new check has one.
+    ServerHealth(const conf::HealthCheck& check, const ServerHealth& before);
 
     bool has_active_check() const { return active_; }
     // May the server take new clients at `now`? Lock-free.

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -204,17 +205,30 @@ void Balancer::on_health_change(const healthcheck::CheckTarget& target, const he
 
     if (change.to == healthcheck::Health::down && change.by_active_check) {
         // on_server_down: close, in every service that uses this server — also
-        // through a persistence group, where the down state is shared.
+        // through a persistence group, where the down state is shared — and in
+        // every generation: sessions are matched by the server's lasting state,
+        // which a reload that changed the check (and so the health object)
+        // keeps.
         const healthcheck::ServerHealth* down = target.health.get();
-        auto runtime = runtime_;
+        auto down_states = std::make_shared<std::vector<const ServerState*>>();
+        for (const auto& service : runtime_->services) {
+            for (const auto& server : service->servers) {
+                if (server->health.get() == down) down_states->push_back(server->state.get());
+            }
+        }
+        auto is_down = [down, down_states](const RealServerRuntime& server) {
+            return server.health.get() == down ||
+                   std::find(down_states->begin(), down_states->end(), server.state.get()) != down_states->end();
+        };
+        auto health_owner = target.health;  // `down` stays valid while the workers look
         for (auto& worker : workers_) {
-            net::post(worker->io(), [worker = worker.get(), down, runtime] {
+            net::post(worker->io(), [worker = worker.get(), is_down, health_owner] {
                 std::size_t closed = worker->sessions().close_if(
-                    [down](const LiveSession& session) {
+                    [&is_down](const LiveSession& session) {
                         if (session.service->config.on_server_down != conf::OnServerDown::close) return false;
-                        if (session.server->health.get() == down) return true;
+                        if (is_down(*session.server)) return true;
                         for (const auto& peer : session.server->group_peers) {
-                            if (peer.server->health.get() == down) return true;
+                            if (is_down(*peer.server)) return true;
                         }
                         return false;
                     },

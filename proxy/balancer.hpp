@@ -74,8 +74,10 @@ private:
     const unsigned worker_count_;
     std::atomic<std::int64_t> live_sessions_{0};
     std::vector<BoundListener> listeners_;
-    std::vector<std::unique_ptr<Worker>> workers_;
     boost::asio::io_context control_;
+    // After control_: destroyed first, so that what a worker still holds of the
+    // control loop (a reload's completion, with its admin timer) dies before it.
+    std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<healthcheck::HealthMonitor> monitor_;
     std::unique_ptr<admin::AdminServer> admin_;
     std::map<std::string, bool> service_available_;  // by service name; control thread only

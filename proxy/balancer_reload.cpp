@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
 
 namespace castellan::proxy {
@@ -145,6 +147,13 @@ Balancer::ReloadBuild Balancer::build_for_reload(const std::string& file, const 
 }
 
 void Balancer::refuse_reload(std::vector<std::string> errors, std::vector<ReloadDone> waiting) {
+    if (stopping_) {
+        // Not the file's fault, and systemd, told STOPPING=1, must not hear READY=1.
+        log::Line(log::Level::warn, "reload").kv("generation", config_status_.generation).kv("ok", "false")
+            .kv("errors", "castellan is stopping");
+        return end_reload_round({false, config_status_.generation, {"castellan is stopping: reload refused"}},
+                                std::move(waiting));
+    }
     for (const auto& error : errors) {
         log::Line(log::Level::error, "config_error").kv("file", runtime_->config_file).kv("error", error);
     }
@@ -197,6 +206,26 @@ void Balancer::apply_reload(ReloadBuild build, std::vector<ReloadDone> waiting) 
         opened.push_back({address, fd});
     }
 
+    // Each worker accepts from its own copy of a new listener; made here, where
+    // running out of descriptors can still refuse the reload.
+    std::vector<Worker::Update> updates(workers_.size());
+    for (auto& update : updates) {
+        for (const auto& listener : opened) {
+            const int copy = ::dup(listener.fd);
+            if (copy < 0) {
+                const std::string error = std::strerror(errno);
+                for (auto& made : updates) {
+                    for (auto& [fd, address] : made.opened) ::close(fd);
+                }
+                for (auto& bound : opened) ::close(bound.fd);
+                return refuse_reload({fmt::format("cannot give the workers the new listener {}: {}",
+                                                  listener.address.to_string(), error)},
+                                     std::move(waiting));
+            }
+            update.opened.emplace_back(copy, listener.address);
+        }
+    }
+
     for (const auto& setting : build.restart_needed) {
         log::Line(log::Level::warn, "reload_restart_needed")
             .kv("setting", setting)
@@ -235,12 +264,11 @@ void Balancer::apply_reload(ReloadBuild build, std::vector<ReloadDone> waiting) 
         finish_reload(std::move(closing), std::move(changes), std::move(waiting));
     };
     auto shared_finish = std::make_shared<decltype(finish)>(std::move(finish));
-    for (auto& worker : workers_) {
-        Worker::Update update;
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+        Worker::Update& update = updates[w];
         update.runtime = next;
         update.closed = closed_addresses;
-        for (const auto& listener : opened) update.opened.emplace_back(::dup(listener.fd), listener.address);
-        worker->apply(std::move(update), [this, shared_finish] {
+        workers_[w]->apply(std::move(update), [this, shared_finish] {
             net::post(control_, [shared_finish] { (*shared_finish)(); });
         });
     }
@@ -263,8 +291,10 @@ void Balancer::finish_reload(std::vector<BoundListener> closing, std::vector<std
         .kv("ok", "true")
         .kv("virtual_services", static_cast<std::uint64_t>(runtime_->services.size()))
         .kv("changes", joined(changes, "; "));
-    notify_systemd(fmt::format("READY=1\nSTATUS=serving {} virtual services, config generation {}",
-                               runtime_->services.size(), config_status_.generation));
+    if (!stopping_) {
+        notify_systemd(fmt::format("READY=1\nSTATUS=serving {} virtual services, config generation {}",
+                                   runtime_->services.size(), config_status_.generation));
+    }
     log_service_availability();
     end_reload_round({true, config_status_.generation, {}}, std::move(waiting));
 }

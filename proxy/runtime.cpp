@@ -115,7 +115,9 @@ bool same_check(const healthcheck::CheckTarget& target, const conf::HealthCheck&
 
 // Finds the health of (endpoint, check, host) among the targets made so far, or
 // takes it from the previous snapshot, or makes it: one check per real server
-// address and check definition, carried over while that pair is unchanged.
+// address and check definition, carried over while that pair is unchanged. A
+// new check of an address the previous snapshot checked another way starts from
+// that check's state (a down server stays down).
 std::shared_ptr<healthcheck::ServerHealth> health_for(std::vector<healthcheck::CheckTarget>& targets,
                                                       const Runtime* previous, const conf::HealthCheck& check,
                                                       const tcp::endpoint& endpoint, healthcheck::CheckContext context,
@@ -124,11 +126,14 @@ std::shared_ptr<healthcheck::ServerHealth> health_for(std::vector<healthcheck::C
         if (same_check(target, check, endpoint, context)) return target.health;
     }
     std::shared_ptr<healthcheck::ServerHealth> health;
+    const healthcheck::ServerHealth* checked_otherwise = nullptr;  // same address, another check
     if (previous) {
         for (const auto& target : previous->health_targets) {
             if (same_check(target, check, endpoint, context)) health = target.health;
+            if (target.endpoint == endpoint) checked_otherwise = target.health.get();
         }
     }
+    if (!health && checked_otherwise) health = std::make_shared<healthcheck::ServerHealth>(check, *checked_otherwise);
     if (!health) health = std::make_shared<healthcheck::ServerHealth>(check);
     targets.push_back({health, check, endpoint, std::move(context), std::move(label)});
     return health;
@@ -143,20 +148,21 @@ const ServiceRuntime* service_named(const Runtime* runtime, const std::string& n
 }
 
 // The same machine (name and address) in the previous generation of a service.
-const RealServerRuntime* same_server(const ServiceRuntime* previous, const conf::RealServer& server,
-                                     const tcp::endpoint& endpoint) {
+const RealServerRuntime* same_server(const ServiceRuntime* previous, const conf::RealServer& server) {
     if (!previous) return nullptr;
     auto index = previous->index_of(server.name);
     if (!index) return nullptr;
     const auto& old = *previous->servers[*index];
-    return old.config.address == server.address && old.endpoint == endpoint ? &old : nullptr;
+    // The configured address, not the resolved one: a host name whose DNS answer
+    // changed is still the same machine, and keeps its drain and counters.
+    return old.config.address == server.address ? &old : nullptr;
 }
 
 // The admin state and counters of `server` in the previous generation of its
 // service, when it is the same machine; else fresh ones.
 std::shared_ptr<ServerState> adopt_server_state(const ServiceRuntime* previous, const conf::RealServer& server,
-                                                const tcp::endpoint& endpoint, std::size_t workers) {
-    if (const auto* old = same_server(previous, server, endpoint)) return old->state;
+                                                std::size_t workers) {
+    if (const auto* old = same_server(previous, server)) return old->state;
     return std::make_shared<ServerState>(workers, server.enabled ? AdminState::enabled : AdminState::disabled);
 }
 
@@ -258,7 +264,7 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
                                                                 rs.address.kind}.to_string();
             auto health = health_for(runtime->health_targets, previous, check, check_endpoint, std::move(context),
                                      std::move(label));
-            auto state = adopt_server_state(before, rs, *endpoint, runtime->workers);
+            auto state = adopt_server_state(before, rs, runtime->workers);
             service->servers.push_back(
                 std::make_unique<RealServerRuntime>(rs, *endpoint, std::move(health), std::move(state)));
             entries.push_back({rs.name, rs.weight});
@@ -288,7 +294,7 @@ void apply_enabled_changes(const Runtime& next, const Runtime& previous, std::ch
     for (const auto& service : next.services) {
         const ServiceRuntime* before = service_named(&previous, service->config.name);
         for (const auto& server : service->servers) {
-            const auto* old = same_server(before, server->config, server->endpoint);
+            const auto* old = same_server(before, server->config);
             if (old && old->config.enabled != server->config.enabled) {
                 server->state->admin.set(server->config.enabled ? AdminState::enabled : AdminState::disabled, now);
             }

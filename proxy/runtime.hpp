@@ -113,7 +113,8 @@ using BuildResult = std::variant<std::shared_ptr<const Runtime>, std::vector<con
 // describes did not change, else made fresh:
 // - health: the same address, check definition and check host;
 // - a real server's admin state and counters: the same service name, server
-//   name and address (see apply_enabled_changes());
+//   name and configured address (a host name whose DNS answer changed is the
+//   same server; see apply_enabled_changes());
 // - a service's counters and max_connections slots: the same service name;
 // - persistence tables: the same group name (or service name, for a service's
 //   own table) and the same timeout and size.

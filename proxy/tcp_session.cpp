@@ -62,11 +62,12 @@ private:
 
 }  // namespace
 
-// `runtime` is never read: as a coroutine parameter it lives in the frame, which
-// is what keeps `service` and the settings valid until the connection closes.
+// `runtime`, a coroutine parameter, lives in the frame: that is what keeps
+// `service` and the settings valid until the connection closes.
 net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_endpoint,
-                                     [[maybe_unused]] std::shared_ptr<const Runtime> runtime,
-                                     ServiceRuntime& service, SessionEnvironment environment) {
+                                     std::shared_ptr<const Runtime> runtime, ServiceRuntime& service,
+                                     SessionEnvironment environment) {
+    const conf::AccessLog access_log = runtime->config.access_log;
     const auto started = std::chrono::steady_clock::now();
     CountedScope live(environment.live_sessions);
     auto& service_traffic = service.state->traffic;
@@ -79,6 +80,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     const char* failure = nullptr;
     auto upstream = co_await connect_upstream(service, key, failure);
     if (!upstream) {
+        if (access_log == conf::AccessLog::off) co_return;
         log::Line(log::Level::warn, "close")
             .kv("vs", service.config.name)
             .kv("client", endpoint_text(client_endpoint))
@@ -120,6 +122,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     backend.close(ignored);
 
     if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+    if (access_log == conf::AccessLog::off || (access_log == conf::AccessLog::errors && reason == "closed")) co_return;
     auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     log::Line(log::Level::info, "close")
         .kv("vs", service.config.name)

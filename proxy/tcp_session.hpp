@@ -24,8 +24,9 @@ struct SessionEnvironment {
 
 // Chooses and connects a real server, then splices bytes both ways until both
 // sides have closed, an error, or `idle_s` without a byte in either direction.
-// Logs one `close` line. Keeps `runtime` alive for its whole life, so a reload
-// never changes the settings of a running connection.
+// Logs one `close` line unless the config's access_log leaves it out (`errors`:
+// only a reason other than `closed`; `off`: none). Keeps `runtime` alive for its
+// whole life, so a reload never changes the settings of a running connection.
 // Runs on one worker thread; `service` belongs to `runtime`.
 boost::asio::awaitable<void> run_tcp_session(boost::asio::ip::tcp::socket client,
                                              boost::asio::ip::tcp::endpoint client_endpoint,

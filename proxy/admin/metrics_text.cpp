@@ -94,7 +94,7 @@ std::string metrics_text(const nlohmann::json& status) {
     {
         const auto& reloads = config.value("reloads", nlohmann::json::object());
         Family family(out, "castellan_config_reloads_total", "counter",
-                      "Reloads asked for (SIGHUP or the API), by result: ok = applied, failed = refused.");
+                      "Reload rounds (SIGHUP or the API; requests made while one is built are served by the next), by result: ok = applied, failed = refused.");
         family.sample("result=\"ok\"", number(reloads, "ok"));
         family.sample("result=\"failed\"", number(reloads, "failed"));
     }

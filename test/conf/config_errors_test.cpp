@@ -126,6 +126,8 @@ TEST_CASE("errors: integers are integers, in range", "[conf]") {
         {"huge", {{"/threads", 18446744073709551615ULL}},
          {"/threads: expected an integer from 0 to 256, got 18446744073709551615"}},
         {"grace", {{"/shutdown_grace_s", 86401}}, {"/shutdown_grace_s: expected an integer from 0 to 86400, got 86401"}},
+        {"access_log", {{"/access_log", "some"}},
+         {"/access_log: expected one of \"all\", \"errors\", \"off\", got \"some\""}},
         {"max_connections", {{"/virtual_services/0/max_connections", -1}},
          {vs + "/max_connections: expected an integer from 0 to 2147483647, got -1"}},
         {"drain_timeout_s", {{"/virtual_services/0/drain_timeout_s", 0}},

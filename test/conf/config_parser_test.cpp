@@ -153,6 +153,7 @@ TEST_CASE("config: every default of a minimal config", "[conf]") {
     const Config config = valid({});
     CHECK(config.threads == 0);
     CHECK(config.shutdown_grace_s == 30);
+    CHECK(config.access_log == castellan::conf::AccessLog::all);
     CHECK_FALSE(config.admin);
     CHECK(config.persistence_groups.empty());
     REQUIRE(config.virtual_services.size() == 1);
@@ -255,6 +256,7 @@ TEST_CASE("config: every key set to a non-default value", "[conf]") {
     const Config config = valid({
         {"/threads", 4},
         {"/shutdown_grace_s", 0},
+        {"/access_log", "errors"},
         {"/persistence_groups/rpc", {{"timeout_s", 60}, {"max_entries", 10}}},
         {"/virtual_services/0/mode", "http"},
         {"/virtual_services/0/scheduler", "source_hash"},
@@ -290,6 +292,7 @@ TEST_CASE("config: every key set to a non-default value", "[conf]") {
     });
     CHECK(config.threads == 4);
     CHECK(config.shutdown_grace_s == 0);
+    CHECK(config.access_log == castellan::conf::AccessLog::errors);
     CHECK(config.persistence_groups.at("rpc") == PersistenceGroup{60, 10});
     const VirtualService& s = config.virtual_services[0];
     CHECK(s.scheduler == SchedulerKind::source_hash);

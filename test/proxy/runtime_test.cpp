@@ -87,6 +87,27 @@ TEST_CASE("runtime: a changed address, or changed persistence settings, start fr
     CHECK(regrouped->services[1]->source_ip_table == first->services[1]->source_ip_table);  // its own, unchanged
 }
 
+TEST_CASE("runtime: a changed check starts from the state the old check found", "[proxy][runtime]") {
+    const auto with_check = [](int interval_ms) {
+        return R"({ "virtual_services": [ { "name": "smtp", "listen": "127.0.0.1:1125",
+            "health_check": { "type": "tcp", "interval_ms": )" + std::to_string(interval_ms) + R"( },
+            "real_servers": [ { "name": "cas1", "address": "127.0.0.1:1101" },
+                              { "name": "cas2", "address": "127.0.0.1:1102" } ] } ] })";
+    };
+    auto first = build(with_check(2000));
+    auto& cas1_health = *server(*first, 0, 0).health;
+    for (int i = 0; i < 2; ++i) cas1_health.on_check(false, 1ms, "connect refused", std::chrono::system_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    REQUIRE_FALSE(cas1_health.usable(now));
+
+    auto second = build(with_check(3000), first.get());
+    CHECK(server(*second, 0, 0).health != server(*first, 0, 0).health);  // another check: another health
+    CHECK_FALSE(server(*second, 0, 0).health->usable(now));               // still down until it rises
+    CHECK(server(*second, 0, 0).health->last_check()->detail == "connect refused");
+    CHECK(server(*second, 0, 1).health->usable(now));
+    CHECK(server(*second, 0, 0).state == server(*first, 0, 0).state);     // the same machine all the same
+}
+
 TEST_CASE("runtime: admin states survive a reload unless the config's enabled changed", "[proxy][runtime]") {
     const auto now = std::chrono::steady_clock::now();
     auto first = build(two_services());
