@@ -139,17 +139,25 @@ struct AdminServer::State {
         return response;
     }
 
+    // The 405 or 401 answer for a state-changing call, or nullopt when it is a
+    // POST that may change state.
+    std::optional<http::response<http::string_body>> refuse_unless_authorized_post(
+        const http::request<http::string_body>& request) {
+        if (request.method() != http::verb::post) {
+            auto response = json_response(http::status::method_not_allowed, {{"error", "use POST"}}, request.version(),
+                                          request.keep_alive());
+            response.set(http::field::allow, "POST");
+            return response;
+        }
+        return refuse_unless_authorized(request);
+    }
+
     // POST /api/v1/reload: the same as SIGHUP; answers once the reload is
     // applied or refused.
     net::awaitable<http::response<http::string_body>> reload_call(const http::request<http::string_body>& request) {
         const bool keep_alive = request.keep_alive();
         const unsigned version = request.version();
-        if (request.method() != http::verb::post) {
-            auto response = json_response(http::status::method_not_allowed, {{"error", "use POST"}}, version, keep_alive);
-            response.set(http::field::allow, "POST");
-            co_return response;
-        }
-        if (auto refused = refuse_unless_authorized(request)) co_return std::move(*refused);
+        if (auto refused = refuse_unless_authorized_post(request)) co_return std::move(*refused);
         struct Wait {
             explicit Wait(net::io_context& io) : done(io, net::steady_timer::time_point::max()) {}
             net::steady_timer done;
@@ -205,12 +213,7 @@ struct AdminServer::State {
                                                    const std::string& service_name, const std::string& server_name) {
         const bool keep_alive = request.keep_alive();
         const unsigned version = request.version();
-        if (request.method() != http::verb::post) {
-            auto response = json_response(http::status::method_not_allowed, {{"error", "use POST"}}, version, keep_alive);
-            response.set(http::field::allow, "POST");
-            return response;
-        }
-        if (auto refused = refuse_unless_authorized(request)) return std::move(*refused);
+        if (auto refused = refuse_unless_authorized_post(request)) return std::move(*refused);
         auto [runtime, config] = current();
         const ServiceRuntime* service = nullptr;
         for (const auto& candidate : runtime->services) {

@@ -1,5 +1,7 @@
 #include "proxy/admin/metrics_text.hpp"
 
+#include "proxy/admin/counters.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -72,14 +74,6 @@ void for_each_server(const nlohmann::json& services, Visit visit) {
     }
 }
 
-// A counter read from one key of the status document.
-struct Counter {
-    const char* name;
-    const char* key;
-    const char* type;
-    const char* help;
-};
-
 }  // namespace
 
 std::string metrics_text(const nlohmann::json& status) {
@@ -99,26 +93,12 @@ std::string metrics_text(const nlohmann::json& status) {
         family.sample("result=\"failed\"", number(reloads, "failed"));
     }
 
-    constexpr std::array<Counter, 4> service_counters = {{
-        {"castellan_virtual_service_connections_active", "connections_active", "gauge", "Open client connections."},
-        {"castellan_virtual_service_connections_total", "connections_total", "counter", "Accepted client connections."},
-        {"castellan_virtual_service_bytes_in_total", "bytes_in", "counter", "Bytes received from clients."},
-        {"castellan_virtual_service_bytes_out_total", "bytes_out", "counter", "Bytes sent to clients."},
-    }};
     for (const auto& counter : service_counters) {
-        Family family(out, counter.name, counter.type, counter.help);
+        Family family(out, counter.metric, counter.type, counter.help);
         for (const auto& service : services) family.sample(service_labels(service), number(service, counter.key));
     }
-
-    constexpr std::array<Counter, 5> server_counters = {{
-        {"castellan_real_server_connections_active", "connections_active", "gauge", "Open connections to the real server."},
-        {"castellan_real_server_connections_total", "connections_total", "counter", "Connections established to the real server."},
-        {"castellan_real_server_connect_failures_total", "connect_failures", "counter", "Failed connects to the real server."},
-        {"castellan_real_server_bytes_in_total", "bytes_in", "counter", "Bytes from clients on the real server's connections."},
-        {"castellan_real_server_bytes_out_total", "bytes_out", "counter", "Bytes to clients on the real server's connections."},
-    }};
     for (const auto& counter : server_counters) {
-        Family family(out, counter.name, counter.type, counter.help);
+        Family family(out, counter.metric, counter.type, counter.help);
         for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {
             family.sample(server_labels(service, server), number(server, counter.key));
         });

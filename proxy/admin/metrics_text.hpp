@@ -10,7 +10,8 @@
 namespace castellan::proxy::admin {
 
 // Built from the status document (status_json()) so that the status page, the
-// JSON and the metrics always show the same figures. Pure: no I/O.
+// JSON and the metrics always show the same figures; the counters are read by
+// the keys of counters.hpp, the list status_json() writes them from. Pure: no I/O.
 std::string metrics_text(const nlohmann::json& status);
 
 }  // namespace castellan::proxy::admin

@@ -1,5 +1,6 @@
 #include "proxy/admin/status_json.hpp"
 
+#include "proxy/admin/counters.hpp"
 #include "proxy/time_format.hpp"
 
 namespace castellan::proxy::admin {
@@ -27,21 +28,15 @@ nlohmann::json rates_of(const TrafficHistory* history, const std::string& key) {
 nlohmann::json server_json(const ServiceRuntime& service, const RealServerRuntime& server,
                            std::chrono::steady_clock::time_point now, const TrafficHistory* history) {
     const auto shown = server.shown_state(now);
-    const auto& traffic = server.state->traffic;
-    nlohmann::json health = health_json(*server.health);
     nlohmann::json out = {
         {"name", server.config.name},
         {"address", server.config.address.to_string()},
         {"state", shown.state},
         {"weight", server.config.weight},
-        {"connections_active", traffic.active.load(std::memory_order_relaxed)},
-        {"connections_total", traffic.total.load(std::memory_order_relaxed)},
-        {"connect_failures", server.state->connect_failures.load(std::memory_order_relaxed)},
-        {"bytes_in", traffic.bytes.in()},
-        {"bytes_out", traffic.bytes.out()},
-        {"health", health},
-        {"rates", rates_of(history, history_key(service, server))},
     };
+    for (const auto& counter : server_counters) out[counter.key] = counter.read(*server.state);
+    out["health"] = health_json(*server.health);
+    out["rates"] = rates_of(history, history_key(service, server));
     // A peer in the persistence group decided the state: say which one, where
     // the check result would otherwise look healthy.
     if (!shown.detail.empty()) out["detail"] = shown.detail;
@@ -72,18 +67,15 @@ nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, s
     for (const auto& service : runtime.services) {
         nlohmann::json servers = nlohmann::json::array();
         for (const auto& server : service->servers) servers.push_back(server_json(*service, *server, now, history));
-        const auto& traffic = service->state->traffic;
-        services.push_back({
+        nlohmann::json entry = {
             {"name", service->config.name},
             {"listen", service->config.listen.to_string()},
             {"mode", conf::to_string(service->config.mode)},
-            {"connections_active", traffic.active.load(std::memory_order_relaxed)},
-            {"connections_total", traffic.total.load(std::memory_order_relaxed)},
-            {"bytes_in", traffic.bytes.in()},
-            {"bytes_out", traffic.bytes.out()},
-            {"rates", rates_of(history, history_key(*service))},
-            {"real_servers", std::move(servers)},
-        });
+        };
+        for (const auto& counter : service_counters) entry[counter.key] = counter.read(*service->state);
+        entry["rates"] = rates_of(history, history_key(*service));
+        entry["real_servers"] = std::move(servers);
+        services.push_back(std::move(entry));
     }
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - config.started);
     return {
