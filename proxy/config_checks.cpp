@@ -77,10 +77,11 @@ std::vector<conf::ConfigError> check_supported(const conf::Config& config) {
     for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
         const auto& service = config.virtual_services[s];
         const std::string at = fmt::format("/virtual_services/{}", s);
-        if (service.tls) {
-            errors.push_back({at + "/tls", fmt::format("TLS ({}) is not available in this build yet; remove the "
-                                                       "\"tls\" block or use a build that has it",
-                                                       conf::to_string(service.tls->mode))});
+        // Passthrough needs no TLS of castellan's own: the bytes go on untouched.
+        if (service.tls && service.tls->mode != conf::TlsMode::passthrough) {
+            errors.push_back({at + "/tls/mode", fmt::format("TLS {} is not available in this build yet; use "
+                                                            "\"passthrough\" (the CAS servers keep the certificate)",
+                                                            conf::to_string(service.tls->mode))});
         }
         if (service.mode == conf::Mode::http) {
             errors.push_back({at + "/mode", "http mode is not available in this build yet; use \"tcp\""});

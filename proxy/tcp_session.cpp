@@ -1,5 +1,6 @@
 #include "proxy/tcp_session.hpp"
 
+#include "proxy/client_hello_reader.hpp"
 #include "proxy/log.hpp"
 #include "proxy/transfer.hpp"
 #include "proxy/socket_options.hpp"
@@ -7,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
 
@@ -77,15 +79,41 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     boost::system::error_code ignored;
     const auto key = client_key_of(client_endpoint);
 
+    // TLS passthrough: the ClientHello is read first, for the name it asks for;
+    // its bytes go to the real server first, untouched.
+    const bool passthrough = service.config.tls && service.config.tls->mode == conf::TlsMode::passthrough;
+    ClientHelloRead hello;
+    std::string sni = "-";
+    if (passthrough) {
+        hello = co_await read_client_hello(client, std::chrono::milliseconds(service.config.timeouts.handshake_ms));
+        if (hello.result == ClientHelloRead::Result::complete) {
+            if (hello.info.sni) sni = *hello.info.sni;
+        } else {
+            log::Line(log::Level::warn, "tls_handshake_failed")
+                .kv("vs", service.config.name)
+                .kv("client", endpoint_text(client_endpoint))
+                .kv("sni", "-")
+                .kv("reason", to_string(hello.result))
+                .kv("detail", hello.reason);
+            if (access_log == conf::AccessLog::off) co_return;
+            log::Line(log::Level::warn, "close")
+                .kv("vs", service.config.name)
+                .kv("client", endpoint_text(client_endpoint))
+                .kv("server", "-")
+                .kv("sni", "-")
+                .kv("reason", to_string(hello.result));
+            co_return;
+        }
+    }
+
     const char* failure = nullptr;
     auto upstream = co_await connect_upstream(service, key, failure);
     if (!upstream) {
         if (access_log == conf::AccessLog::off) co_return;
-        log::Line(log::Level::warn, "close")
-            .kv("vs", service.config.name)
-            .kv("client", endpoint_text(client_endpoint))
-            .kv("server", "-")
-            .kv("reason", failure);
+        log::Line line(log::Level::warn, "close");
+        line.kv("vs", service.config.name).kv("client", endpoint_text(client_endpoint)).kv("server", "-");
+        if (passthrough) line.kv("sni", sni);
+        line.kv("reason", failure);
         co_return;
     }
     auto& server = *upstream->server;
@@ -97,6 +125,29 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     // Bytes are counted into this worker's slots as they flow (lasting_state.hpp).
     auto& service_bytes = service_traffic.bytes.slot(environment.worker);
     auto& server_bytes = server_traffic.bytes.slot(environment.worker);
+
+    const std::uint64_t hello_bytes = hello.bytes.size();
+    if (hello_bytes > 0) {
+        auto [write_error, written] =
+            co_await net::async_write(backend, net::buffer(hello.bytes), net::as_tuple(net::use_awaitable));
+        ByteSink{&service_bytes.in, &server_bytes.in}.add(written);
+        // An idle connection holds no buffer.
+        std::vector<std::uint8_t>().swap(hello.bytes);
+        if (write_error) {
+            client.close(ignored);
+            backend.close(ignored);
+            if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+            if (access_log == conf::AccessLog::off) co_return;
+            log::Line(log::Level::warn, "close")
+                .kv("vs", service.config.name)
+                .kv("client", endpoint_text(client_endpoint))
+                .kv("server", server.config.name)
+                .kv("sni", sni)
+                .kv("reason", "write_error");
+            co_return;
+        }
+    }
+
     Transfer transfer(client, backend, environment.pump_tools, ByteSink{&service_bytes.in, &server_bytes.in},
                       ByteSink{&service_bytes.out, &server_bytes.out});
     // The worker's idle sweep closes the session once nothing moved for idle_s.
@@ -106,7 +157,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     co_await transfer.async_run(net::as_tuple(net::use_awaitable));
     const PumpEnd& upload_end = transfer.upload_end();
     const PumpEnd& download_end = transfer.download_end();
-    const std::uint64_t bytes_in = transfer.bytes_in(), bytes_out = transfer.bytes_out();
+    const std::uint64_t bytes_in = hello_bytes + transfer.bytes_in(), bytes_out = transfer.bytes_out();
 
     std::string reason;
     if (live_session.closed_because) {
@@ -124,11 +175,10 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
     if (access_log == conf::AccessLog::off || (access_log == conf::AccessLog::errors && reason == "closed")) co_return;
     auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    log::Line(log::Level::info, "close")
-        .kv("vs", service.config.name)
-        .kv("client", endpoint_text(client_endpoint))
-        .kv("server", server.config.name)
-        .kv("bytes_in", bytes_in)
+    log::Line line(log::Level::info, "close");
+    line.kv("vs", service.config.name).kv("client", endpoint_text(client_endpoint)).kv("server", server.config.name);
+    if (passthrough) line.kv("sni", sni);
+    line.kv("bytes_in", bytes_in)
         .kv("bytes_out", bytes_out)
         .kv("duration_ms", static_cast<std::int64_t>(duration.count()))
         .kv("reason", reason);

@@ -19,6 +19,9 @@ packages=(
     python3 openssl iproute2 procps
     haproxy iperf3 nginx curl netcat-openbsd
     python3-selenium chromium chromium-driver
+    # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
+    # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
+    clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 
 if [[ $(id -u) -eq 0 ]]; then
