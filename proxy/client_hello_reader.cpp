@@ -40,8 +40,8 @@ const char* to_string(ClientHelloRead::Result result) {
     return "unknown";
 }
 
-net::awaitable<ClientHelloRead> read_client_hello(tcp::socket& client, std::chrono::milliseconds timeout) {
-    ClientHelloRead read;
+net::awaitable<void> read_client_hello(tcp::socket& client, std::chrono::milliseconds timeout,
+                                       ClientHelloRead& read) {
     auto deadline = std::make_shared<Deadline>();
     deadline->socket = &client;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
@@ -88,7 +88,6 @@ net::awaitable<ClientHelloRead> read_client_hello(tcp::socket& client, std::chro
     }
     deadline->socket = nullptr;
     timer.cancel();
-    co_return read;
 }
 
 }  // namespace castellan::proxy

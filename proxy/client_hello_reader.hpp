@@ -28,13 +28,15 @@ struct ClientHelloRead {
     const char* reason = "";  // for the log when not complete
 };
 
-// Reads from `client` until the bytes hold a whole ClientHello (which may span
-// several TLS records), the client's first bytes show it is not TLS, or
-// `timeout` passes (the timer closes nothing: the caller decides). Reads at most
-// tls::max_client_hello_bytes plus record headers. Runs on the connection's
-// worker thread.
-boost::asio::awaitable<ClientHelloRead> read_client_hello(boost::asio::ip::tcp::socket& client,
-                                                          std::chrono::milliseconds timeout);
+// Reads from `client` into `read` until the bytes hold a whole ClientHello
+// (which may span several TLS records), the client's first bytes show it is not
+// TLS, or `timeout` passes (the timer closes nothing: the caller decides). Reads
+// at most tls::max_client_hello_bytes plus record headers. The caller owns
+// `read`, on the heap: a session's coroutine frame lives as long as its
+// connection, and most connections are not passthrough ones. Runs on the
+// connection's worker thread.
+boost::asio::awaitable<void> read_client_hello(boost::asio::ip::tcp::socket& client, std::chrono::milliseconds timeout,
+                                               ClientHelloRead& read);
 
 const char* to_string(ClientHelloRead::Result result);
 
