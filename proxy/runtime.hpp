@@ -83,8 +83,8 @@ struct ServiceRuntime {
     // reloads while its settings are unchanged.
     std::shared_ptr<persistence::SourceIpTable> source_ip_table;
     // Counters and max_connections slots, shared with the other generations of
-    // the service of the same name.
-    std::shared_ptr<ServiceState> state = std::make_shared<ServiceState>(1);
+    // the service of the same name (set by build_runtime()).
+    std::shared_ptr<ServiceState> state;
 
     std::optional<std::size_t> index_of(std::string_view server_name) const;
 };

@@ -20,9 +20,8 @@ TrafficTotals totals_of(const TrafficCounters& traffic) {
     return {traffic.total.load(std::memory_order_relaxed), traffic.bytes.in(), traffic.bytes.out()};
 }
 
-nlohmann::json rates_of(const TrafficHistory* history, const std::string& key) {
-    if (!history) return rates_json(TrafficRates{}, std::chrono::seconds(0));
-    return rates_json(history->rates(key), history->step());
+nlohmann::json rates_of(const TrafficHistory& history, const std::string& key) {
+    return rates_json(history.rates(key), history.step());
 }
 
 nlohmann::json server_json(const ServiceRuntime& service, const RealServerRuntime& server,
@@ -36,7 +35,7 @@ nlohmann::json server_json(const ServiceRuntime& service, const RealServerRuntim
     };
     for (const auto& counter : server_counters) out[counter.key] = counter.read(*server.state);
     out["health"] = health_json(*server.health);
-    out["rates"] = rates_of(history, history_key(service, server));
+    if (history) out["rates"] = rates_of(*history, history_key(service, server));
     // A peer in the persistence group decided the state: say which one, where
     // the check result would otherwise look healthy.
     if (!shown.detail.empty()) out["detail"] = shown.detail;
@@ -73,7 +72,7 @@ nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, s
             {"mode", conf::to_string(service->config.mode)},
         };
         for (const auto& counter : service_counters) entry[counter.key] = counter.read(*service->state);
-        entry["rates"] = rates_of(history, history_key(*service));
+        if (history) entry["rates"] = rates_of(*history, history_key(*service));
         entry["real_servers"] = std::move(servers);
         services.push_back(std::move(entry));
     }

@@ -31,8 +31,9 @@ std::string history_key(const ServiceRuntime& service, const RealServerRuntime& 
 void record_traffic(TrafficHistory& history, const Runtime& runtime, std::chrono::steady_clock::time_point now);
 
 // Reads counters and health (atomics, and each server's last check under its
-// lock); safe from any thread while `runtime` is alive. `history` (may be null)
-// gives the rates; read it on the thread that records it.
+// lock); safe from any thread while `runtime` is alive. `history` gives the
+// `rates` (left out when null, as /metrics has no use for them); read it on the
+// thread that records it.
 nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, std::chrono::steady_clock::time_point now,
                            const TrafficHistory* history = nullptr);
 
