@@ -225,6 +225,8 @@ void Balancer::on_health_change(const healthcheck::CheckTarget& target, const he
             net::post(worker->io(), [worker = worker.get(), is_down, health_owner] {
                 std::size_t closed = worker->sessions().close_if(
                     [&is_down](const LiveSession& session) {
+                        // A session still before its connect has no server yet.
+                        if (!session.server) return false;
                         if (session.service->config.on_server_down != conf::OnServerDown::close) return false;
                         if (is_down(*session.server)) return true;
                         for (const auto& peer : session.server->group_peers) {

@@ -2,11 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <memory>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
@@ -19,13 +15,6 @@ namespace {
 // than that is malformed whatever follows.
 constexpr std::size_t most_bytes = tls::max_client_hello_bytes * 6;
 constexpr std::size_t read_chunk = 4096;
-
-// What the deadline timer and the reading coroutine share: the timer's handler
-// may already be queued when the read completes, so it finds `socket` cleared.
-struct Deadline {
-    tcp::socket* socket = nullptr;
-    bool expired = false;
-};
 
 }  // namespace
 
@@ -40,29 +29,13 @@ const char* to_string(ClientHelloRead::Result result) {
     return "unknown";
 }
 
-net::awaitable<void> read_client_hello(tcp::socket& client, std::chrono::milliseconds timeout,
-                                       ClientHelloRead& read) {
-    auto deadline = std::make_shared<Deadline>();
-    deadline->socket = &client;
-    net::steady_timer timer(co_await net::this_coro::executor, timeout);
-    timer.async_wait([deadline](const boost::system::error_code& error) {
-        if (error || !deadline->socket) return;
-        deadline->expired = true;
-        boost::system::error_code ignored;
-        deadline->socket->cancel(ignored);
-    });
-
+net::awaitable<void> read_client_hello(tcp::socket& client, ClientHelloRead& read) {
     for (;;) {
         const std::size_t had = read.bytes.size();
         read.bytes.resize(had + read_chunk);
         auto [error, got] = co_await client.async_read_some(net::buffer(read.bytes.data() + had, read_chunk),
                                                             net::as_tuple(net::use_awaitable));
         read.bytes.resize(had + got);
-        if (deadline->expired) {
-            read.result = ClientHelloRead::Result::timeout;
-            read.reason = "no ClientHello within the handshake timeout";
-            break;
-        }
         if (error) {
             read.result = ClientHelloRead::Result::closed;
             read.reason = "the client closed before its ClientHello";
@@ -86,8 +59,6 @@ net::awaitable<void> read_client_hello(tcp::socket& client, std::chrono::millise
             break;
         }
     }
-    deadline->socket = nullptr;
-    timer.cancel();
 }
 
 }  // namespace castellan::proxy

@@ -1,6 +1,8 @@
 #include "proxy/config_checks.hpp"
 
 #include "tls/client_context.hpp"
+#include "tls/server_tls.hpp"
+#include "tls/upstream_tls.hpp"
 
 #include <fmt/format.h>
 
@@ -8,20 +10,6 @@
 #include <iterator>
 
 namespace castellan::proxy {
-
-namespace {
-
-// A file a start would open: readable, and not empty.
-void check_readable(const std::string& file, const std::string& path, std::vector<conf::ConfigError>& errors) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        errors.push_back({path, fmt::format("cannot read \"{}\"", file)});
-        return;
-    }
-    if (in.peek() == std::ifstream::traits_type::eof()) errors.push_back({path, fmt::format("\"{}\" is empty", file)});
-}
-
-}  // namespace
 
 std::optional<std::string> read_secret_file(const std::string& file, std::string& error) {
     std::ifstream in(file, std::ios::binary);
@@ -55,14 +43,16 @@ std::vector<conf::ConfigError> check_named_files(const conf::Config& config) {
                 errors.push_back({at + "/health_check/ca", error});
             }
         }
-        if (service.tls) {
-            for (std::size_t c = 0; c < service.tls->certificates.size(); ++c) {
-                const auto& certificate = service.tls->certificates[c];
-                const std::string entry = fmt::format("{}/tls/certificates/{}", at, c);
-                check_readable(certificate.cert, entry + "/cert", errors);
-                check_readable(certificate.key, entry + "/key", errors);
-            }
-            if (service.tls->upstream.ca) check_readable(*service.tls->upstream.ca, at + "/tls/upstream/ca", errors);
+        if (service.tls && service.tls->mode != conf::TlsMode::passthrough) {
+            // Loaded as a start loads them: a key that does not match its
+            // certificate is found here, at --check, not at the first client.
+            std::vector<tls::TlsConfigError> tls_errors;
+            tls::ServerTls::make(*service.tls, nullptr, {}, tls_errors);
+            for (auto& error : tls_errors) errors.push_back({at + "/tls" + error.path, std::move(error.message)});
+        }
+        if (service.tls && service.tls->mode == conf::TlsMode::reencrypt) {
+            std::string error;
+            if (!tls::UpstreamTls::make(service.tls->upstream, error)) errors.push_back({at + "/tls/upstream/ca", error});
         }
         if (const auto& secret = service.persistence.cookie_secret_file) {
             std::string error;
@@ -77,12 +67,6 @@ std::vector<conf::ConfigError> check_supported(const conf::Config& config) {
     for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
         const auto& service = config.virtual_services[s];
         const std::string at = fmt::format("/virtual_services/{}", s);
-        // Passthrough needs no TLS of castellan's own: the bytes go on untouched.
-        if (service.tls && service.tls->mode != conf::TlsMode::passthrough) {
-            errors.push_back({at + "/tls/mode", fmt::format("TLS {} is not available in this build yet; use "
-                                                            "\"passthrough\" (the CAS servers keep the certificate)",
-                                                            conf::to_string(service.tls->mode))});
-        }
         if (service.mode == conf::Mode::http) {
             errors.push_back({at + "/mode", "http mode is not available in this build yet; use \"tcp\""});
         }

@@ -9,6 +9,9 @@
 // generation. Sessions of an old snapshot keep writing into the same objects.
 #pragma once
 
+#include "tls/tls_io.hpp"
+
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -89,10 +92,23 @@ struct ServerState {
     std::atomic<std::uint64_t> connect_failures{0};
 };
 
+// The client-side TLS handshakes of a service: once per connection, by any
+// worker, so shared atomics.
+struct TlsCounters {
+    std::atomic<std::uint64_t> full{0};
+    std::atomic<std::uint64_t> resumed{0};
+    // By tls::HandshakeFailure (index 0, `none`, stays 0).
+    std::array<std::atomic<std::uint64_t>, tls::handshake_failure_kinds> failures{};
+    void count_failure(tls::HandshakeFailure failure) {
+        failures[static_cast<std::size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
+    }
+};
+
 // One virtual service, by name.
 struct ServiceState {
     explicit ServiceState(std::size_t workers) : traffic(workers) {}
     TrafficCounters traffic;
+    TlsCounters tls;
     // Slots taken by accepted connections and pending accepts, for
     // max_connections: connections of every generation count.
     std::atomic<std::int64_t> accept_slots{0};

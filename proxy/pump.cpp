@@ -1,7 +1,9 @@
 #include "proxy/pump.hpp"
 
+#include "tls/tls_io.hpp"
+
 #include <boost/asio/error.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/asio/post.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -37,12 +39,21 @@ PumpKind pump_kind_from_environment() {
     return PumpKind::automatic;
 }
 
-Pump::Pump(tcp::socket& from, tcp::socket& to, Activity& activity, const PumpTools& tools, PumpJoin& join,
-           ByteSink sink)
-    : from_(from), to_(to), activity_(activity), tools_(tools), join_(join), sink_(sink) {}
+Pump::Pump(StreamSide from, StreamSide to, Activity& activity, const PumpTools& tools, PumpJoin& join, ByteSink sink)
+    : from_(*from.socket),
+      to_(*to.socket),
+      from_tls_(from.tls),
+      to_tls_(to.tls),
+      activity_(activity),
+      tools_(tools),
+      join_(join),
+      sink_(sink) {
+    // splice(2) moves bytes between plain sockets only.
+    if (from_tls_ || to_tls_) copy_only_ = true;
+}
 
 void Pump::start(bool readable_now) {
-    if (tools_.kind == PumpKind::splice) start_splicing();
+    if (tools_.kind == PumpKind::splice && !copy_only_) start_splicing();
     if (readable_now) {
         move_some();
     } else {
@@ -50,14 +61,54 @@ void Pump::start(bool readable_now) {
     }
 }
 
+// Plain recv/send with MSG_DONTWAIT rather than Asio's read_some and
+// write_some: those need the socket's user non-blocking mode, an extra ioctl
+// per socket per connection. TLS ends go through the same flags (socket_bio.hpp).
+Pump::Step Pump::read_some(char* data, std::size_t size) {
+    if (from_tls_) {
+        const tls::TlsIo io = tls::tls_read(from_tls_, data, size);
+        switch (io.status) {
+            case tls::TlsIo::Status::done: return {Step::Kind::moved, io.bytes, {}};
+            case tls::TlsIo::Status::want_read: return {Step::Kind::wait_read, 0, {}};
+            case tls::TlsIo::Status::want_write: return {Step::Kind::wait_write, 0, {}};
+            case tls::TlsIo::Status::closed: return {Step::Kind::ended, 0, {}};
+            case tls::TlsIo::Status::failed: return {Step::Kind::failed, 0, net::error::connection_aborted};
+        }
+    }
+    const ssize_t got = ::recv(from_.native_handle(), data, size, MSG_DONTWAIT);
+    if (got > 0) return {Step::Kind::moved, static_cast<std::size_t>(got), {}};
+    if (got == 0) return {Step::Kind::ended, 0, {}};
+    if (would_block(errno)) return {Step::Kind::wait_read, 0, {}};
+    return {Step::Kind::failed, 0, last_error()};
+}
+
+Pump::Step Pump::write_some(const char* data, std::size_t size) {
+    if (to_tls_) {
+        const tls::TlsIo io = tls::tls_write(to_tls_, data, size);
+        switch (io.status) {
+            case tls::TlsIo::Status::done: return {Step::Kind::moved, io.bytes, {}};
+            case tls::TlsIo::Status::want_read: return {Step::Kind::wait_read, 0, {}};
+            case tls::TlsIo::Status::want_write: return {Step::Kind::wait_write, 0, {}};
+            case tls::TlsIo::Status::closed:
+            case tls::TlsIo::Status::failed: return {Step::Kind::failed, 0, net::error::connection_aborted};
+        }
+    }
+    const ssize_t sent = ::send(to_.native_handle(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) return {Step::Kind::moved, static_cast<std::size_t>(sent), {}};
+    if (would_block(errno)) return {Step::Kind::wait_write, 0, {}};
+    return {Step::Kind::failed, 0, last_error()};
+}
+
 // Waits for readability instead of reading into a buffer: no memory is tied to
 // a connection while it waits.
-void Pump::wait_readable() {
-    from_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& error) {
+void Pump::wait_readable() { wait_then(from_, tcp::socket::wait_read, true, &Pump::move_some); }
+
+void Pump::wait_then(tcp::socket& socket, net::socket_base::wait_type wait, bool reading, void (Pump::*next)()) {
+    socket.async_wait(wait, [this, reading, next](const boost::system::error_code& error) {
         if (stop_if_aborted()) return;
         if (error == net::error::operation_aborted) return finish({PumpEnd::Kind::cancelled, error});
-        if (error) return fail(PumpEnd::Kind::read_error, error);
-        move_some();
+        if (error) return fail(reading ? PumpEnd::Kind::read_error : PumpEnd::Kind::write_error, error);
+        (this->*next)();
     });
 }
 
@@ -72,53 +123,67 @@ void Pump::move_some() {
 void Pump::copy_some() {
     const std::span<char> scratch = tools_.scratch;
     for (int round = 0; round < moves_per_wakeup; ++round) {
-        // Plain recv/send with MSG_DONTWAIT rather than Asio's read_some and
-        // write_some: those need the socket's user non-blocking mode, an extra
-        // ioctl per socket per connection.
-        const ssize_t got_bytes = ::recv(from_.native_handle(), scratch.data(), scratch.size(), MSG_DONTWAIT);
-        if (got_bytes < 0) {
-            if (would_block(errno)) return wait_readable();
-            return fail(PumpEnd::Kind::read_error, last_error());
+        const Step got = read_some(scratch.data(), scratch.size());
+        switch (got.kind) {
+            case Step::Kind::moved: break;
+            case Step::Kind::wait_read: return wait_readable();
+            case Step::Kind::wait_write: return wait_then(from_, tcp::socket::wait_write, true, &Pump::move_some);
+            case Step::Kind::ended: return finish({PumpEnd::Kind::eof, {}});
+            case Step::Kind::failed: return fail(PumpEnd::Kind::read_error, got.error);
         }
-        if (got_bytes == 0) return finish({PumpEnd::Kind::eof, {}});
-        const std::size_t got = static_cast<std::size_t>(got_bytes);
-        bytes_ += got;
-        sink_.add(got);
+        bytes_ += got.bytes;
+        sink_.add(got.bytes);
         activity_.last = std::chrono::steady_clock::now();
 
-        const ssize_t sent_bytes = ::send(to_.native_handle(), scratch.data(), got, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent_bytes < 0 && !would_block(errno)) return fail(PumpEnd::Kind::write_error, last_error());
-        const std::size_t sent = sent_bytes < 0 ? 0 : static_cast<std::size_t>(sent_bytes);
-        if (sent < got) {
+        const Step sent = write_some(scratch.data(), got.bytes);
+        if (sent.kind == Step::Kind::failed) return fail(PumpEnd::Kind::write_error, sent.error);
+        const std::size_t written = sent.kind == Step::Kind::moved ? sent.bytes : 0;
+        if (written < got.bytes) {
             // The peer is slower than us: keep the rest in this direction's own
             // buffer until it drains, then give the memory back.
-            rest_size_ = got - sent;
+            rest_size_ = got.bytes - written;
+            rest_written_ = 0;
             rest_ = std::make_unique<char[]>(rest_size_);
-            std::copy(scratch.data() + sent, scratch.data() + got, rest_.get());
+            std::copy(scratch.data() + written, scratch.data() + got.bytes, rest_.get());
             return write_rest();
         }
-        if (got < scratch.size()) return wait_readable();  // drained for now
+        // A TLS read gives one record at most: only a plain read that leaves room
+        // says the socket is drained.
+        if (!from_tls_ && got.bytes < scratch.size()) return wait_readable();
         if (tools_.kind == PumpKind::automatic && !copy_only_) {
             // A read that fills the whole buffer is a bulk transfer: splice the rest.
             start_splicing();
             return splice_some();
         }
     }
+    // Decrypted bytes held by the TLS session raise no readiness on the socket:
+    // come back to them after the loop's other work.
+    if (from_tls_ && SSL_has_pending(from_tls_)) {
+        net::post(from_.get_executor(), [this] {
+            if (stop_if_aborted()) return;
+            move_some();
+        });
+        return;
+    }
     wait_readable();
 }
 
 void Pump::write_rest() {
-    net::async_write(to_, net::buffer(rest_.get(), rest_size_),
-                     [this](const boost::system::error_code& error, std::size_t) {
-                         rest_.reset();
-                         rest_size_ = 0;
-                         if (stop_if_aborted()) return;
-                         if (error == net::error::operation_aborted) return finish({PumpEnd::Kind::cancelled, error});
-                         if (error) return fail(PumpEnd::Kind::write_error, error);
-                         activity_.last = std::chrono::steady_clock::now();
-                         // A receiver that slow means a sender with more to give.
-                         move_some();
-                     });
+    while (rest_written_ < rest_size_) {
+        const Step sent = write_some(rest_.get() + rest_written_, rest_size_ - rest_written_);
+        switch (sent.kind) {
+            case Step::Kind::moved: rest_written_ += sent.bytes; continue;
+            case Step::Kind::wait_read: return wait_then(to_, tcp::socket::wait_read, false, &Pump::write_rest);
+            case Step::Kind::wait_write: return wait_then(to_, tcp::socket::wait_write, false, &Pump::write_rest);
+            case Step::Kind::ended:
+            case Step::Kind::failed: return fail(PumpEnd::Kind::write_error, sent.error);
+        }
+    }
+    rest_.reset();
+    rest_size_ = rest_written_ = 0;
+    activity_.last = std::chrono::steady_clock::now();
+    // A receiver that slow means a sender with more to give.
+    move_some();
 }
 
 void Pump::start_splicing() {
@@ -210,6 +275,7 @@ void Pump::finish(PumpEnd end) {
         // about to close both sockets, and that close sends the FIN: the
         // shutdown is only needed for the first EOF.
         activity_.one_direction_ended = true;
+        if (to_tls_) tls::tls_close_notify(to_tls_);
         boost::system::error_code ignored;
         to_.shutdown(tcp::socket::shutdown_send, ignored);
     }

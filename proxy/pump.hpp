@@ -8,6 +8,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <openssl/ssl.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -58,6 +60,15 @@ struct ByteSink {
     }
 };
 
+// One end of a proxied connection: its socket and, where castellan holds the
+// TLS session on it (terminated or re-encrypted), that session, through which
+// its bytes are then read and written. splice(2) needs plain sockets at both
+// ends: a direction with TLS at either end always copies.
+struct StreamSide {
+    boost::asio::ip::tcp::socket* socket = nullptr;
+    SSL* tls = nullptr;
+};
+
 // What a worker lends to the pumps of its connections.
 struct PumpTools {
     std::span<char> scratch;  // the worker's buffer: a read lands there and is written at once
@@ -66,7 +77,9 @@ struct PumpTools {
 };
 
 // One direction of a connection: reads from `from`, writes to `to`, until
-// `from` ends. Only when `to` cannot take a read at once is the rest copied into
+// `from` ends. One piece of code for plain and TLS ends: a TLS end's read or
+// write may ask to wait for the other readiness (a TLS 1.3 key update), and its
+// session may hold decrypted bytes the socket no longer shows. Only when `to` cannot take a read at once is the rest copied into
 // a buffer of this direction, so an idle connection holds no buffer. On EOF it
 // shuts down `to`'s sending side (half-close: the other direction goes on); on an
 // error it cancels both sockets so that the other direction ends too (a reset is
@@ -90,8 +103,8 @@ private:
 
 class Pump {
 public:
-    Pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Activity& activity,
-         const PumpTools& tools, PumpJoin& join, ByteSink sink = {});
+    Pump(StreamSide from, StreamSide to, Activity& activity, const PumpTools& tools, PumpJoin& join,
+         ByteSink sink = {});
     Pump(const Pump&) = delete;
     Pump& operator=(const Pump&) = delete;
 
@@ -104,7 +117,19 @@ public:
     std::uint64_t bytes() const { return bytes_; }
 
 private:
+    // How one read or write went.
+    struct Step {
+        enum class Kind { moved, wait_read, wait_write, ended, failed } kind;
+        std::size_t bytes = 0;
+        boost::system::error_code error;
+    };
+    Step read_some(char* data, std::size_t size);
+    Step write_some(const char* data, std::size_t size);
+
     void wait_readable();
+    // Waits on `socket` for `wait`, then carries on with `next` (move_some or write_rest).
+    void wait_then(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type wait, bool reading,
+                   void (Pump::*next)());
     void move_some();
     void copy_some();
     void write_rest();
@@ -117,6 +142,8 @@ private:
 
     boost::asio::ip::tcp::socket& from_;
     boost::asio::ip::tcp::socket& to_;
+    SSL* const from_tls_;
+    SSL* const to_tls_;
     Activity& activity_;
     PumpTools tools_;
     PumpJoin& join_;
@@ -128,6 +155,7 @@ private:
     // Bytes `to` could not take at once, until they are written.
     std::unique_ptr<char[]> rest_;
     std::size_t rest_size_ = 0;
+    std::size_t rest_written_ = 0;
     Pipe pipe_;  // borrowed from the pool while splicing
 };
 

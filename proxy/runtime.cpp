@@ -211,6 +211,8 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
     runtime->config_file = std::move(config_file);
     runtime->workers = workers == 0 ? 1 : workers;
     net::io_context resolver_io;
+    runtime->ticket_keys = previous && previous->ticket_keys ? previous->ticket_keys
+                                                             : std::make_shared<tls::TicketKeyRing>();
 
     for (const auto& [name, group] : config.persistence_groups) {
         std::shared_ptr<persistence::SourceIpTable> table;
@@ -234,6 +236,19 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
         auto service = std::make_unique<ServiceRuntime>();
         service->config = vs;
         service->state = before ? before->state : std::make_shared<ServiceState>(runtime->workers);
+
+        if (vs.tls && vs.tls->mode != conf::TlsMode::passthrough) {
+            std::vector<tls::TlsConfigError> tls_errors;
+            service->server_tls = tls::ServerTls::make(*vs.tls, runtime->ticket_keys, {}, tls_errors);
+            for (auto& error : tls_errors) {
+                errors.push_back({fmt::format("/virtual_services/{}/tls{}", s, error.path), std::move(error.message)});
+            }
+        }
+        if (vs.tls && vs.tls->mode == conf::TlsMode::reencrypt) {
+            std::string error;
+            service->upstream_tls = tls::UpstreamTls::make(vs.tls->upstream, error);
+            if (!service->upstream_tls) errors.push_back({fmt::format("/virtual_services/{}/tls/upstream/ca", s), error});
+        }
 
         std::shared_ptr<net::ssl::context> check_tls;
         if (check.type == conf::HealthCheckKind::https) {

@@ -15,6 +15,9 @@
 #include "persistence/scheduler.hpp"
 #include "persistence/source_ip_table.hpp"
 #include "proxy/lasting_state.hpp"
+#include "tls/server_tls.hpp"
+#include "tls/ticket_keys.hpp"
+#include "tls/upstream_tls.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -55,6 +58,10 @@ struct RealServerRuntime {
     };
     std::vector<GroupPeer> group_peers;
 
+    // Re-encrypting services: the TLS session the next connection to this
+    // server resumes. Per snapshot: a reload costs each server one full handshake.
+    mutable tls::SessionSlot upstream_session;
+
     // Sets the admin state; entering `draining` starts the drain clock (asking
     // for a drain again does not restart it).
     void set_admin_state(AdminState wanted, std::chrono::steady_clock::time_point now);
@@ -85,6 +92,11 @@ struct ServiceRuntime {
     // Counters and max_connections slots, shared with the other generations of
     // the service of the same name (set by build_runtime()).
     std::shared_ptr<ServiceState> state;
+    // tls.mode terminate or reencrypt: the certificates clients see (re-read
+    // from their files by every reload). Null otherwise.
+    std::unique_ptr<tls::ServerTls> server_tls;
+    // tls.mode reencrypt: TLS towards the real servers. Null otherwise.
+    std::unique_ptr<tls::UpstreamTls> upstream_tls;
 
     std::optional<std::size_t> index_of(std::string_view server_name) const;
 };
@@ -99,6 +111,9 @@ struct Runtime {
     std::vector<healthcheck::CheckTarget> health_targets;
     std::vector<std::unique_ptr<ServiceRuntime>> services;
     std::map<std::string, std::shared_ptr<persistence::SourceIpTable>> persistence_groups;
+    // Session ticket keys of every terminating service, adopted by each reload
+    // so that tickets issued before it still resume.
+    std::shared_ptr<tls::TicketKeyRing> ticket_keys;
 
     // The service listening on `listen`, or null.
     ServiceRuntime* find_service(const conf::HostPort& listen) const;
@@ -117,7 +132,9 @@ using BuildResult = std::variant<std::shared_ptr<const Runtime>, std::vector<con
 //   same server; see apply_enabled_changes());
 // - a service's counters and max_connections slots: the same service name;
 // - persistence tables: the same group name (or service name, for a service's
-//   own table) and the same timeout and size.
+//   own table) and the same timeout and size;
+// - TLS session ticket keys: always.
+// Certificates and keys are read again from their files.
 // `workers` sizes the per-worker byte counters. Blocking (DNS, files): call it
 // off the workers and off the control loop; `previous` is only read.
 BuildResult build_runtime(conf::Config config, std::string config_file, const Runtime* previous = nullptr,

@@ -36,9 +36,11 @@ std::size_t SessionRegistry::close_where(const std::function<const char*(const L
         // cancel() first: a pump suspended on the socket completes with
         // operation_aborted instead of touching a closed descriptor.
         session->client->cancel(ignored);
-        session->backend->cancel(ignored);
         session->client->close(ignored);
-        session->backend->close(ignored);
+        if (session->backend) {
+            session->backend->cancel(ignored);
+            session->backend->close(ignored);
+        }
         ++closed;
     }
     return closed;
@@ -46,6 +48,7 @@ std::size_t SessionRegistry::close_where(const std::function<const char*(const L
 
 std::size_t SessionRegistry::close_expired(std::chrono::steady_clock::time_point now) {
     return close_where([now](const LiveSession& session) -> const char* {
+        if (now >= session.phase_deadline) return session.phase_timeout;
         if (session.activity && session.idle.count() > 0 && now - session.activity->last >= session.idle) {
             return "idle_timeout";
         }

@@ -5,6 +5,7 @@
 #include "proxy/transfer.hpp"
 #include "proxy/socket_options.hpp"
 #include "proxy/upstream_connect.hpp"
+#include "tls/tls_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -88,33 +89,93 @@ void log_close(log::Level level, const ServiceRuntime& service, const tcp::endpo
     line.kv("reason", reason);
 }
 
-// The `sni` of a close line: none for a service that is not passthrough (no
-// hello read), "-" for a client that sent no server name.
-std::optional<std::string_view> sni_of(const ClientHelloRead* hello) {
-    if (!hello) return std::nullopt;
-    return hello->info.sni ? std::string_view(*hello->info.sni) : std::string_view("-");
+// The `sni` of a close line: none for a plain service, "-" for a TLS client
+// that sent no server name. `hello`: a passthrough client's ClientHello;
+// `client_tls`: a terminated client's session.
+std::optional<std::string_view> sni_of(const ClientHelloRead* hello, SSL* client_tls) {
+    if (hello) return hello->info.sni ? std::string_view(*hello->info.sni) : std::string_view("-");
+    if (client_tls) {
+        const char* name = SSL_get_servername(client_tls, TLSEXT_NAMETYPE_host_name);
+        return name ? std::string_view(name) : std::string_view("-");
+    }
+    return std::nullopt;
+}
+
+// One `tls_handshake_failed` line, the failure counted by reason, and the
+// connection's `close` line.
+void log_handshake_failure(const ServiceRuntime& service, const tcp::endpoint& client,
+                           std::optional<std::string_view> sni, tls::HandshakeFailure failure, std::string_view detail,
+                           std::string_view close_reason, conf::AccessLog access_log) {
+    service.state->tls.count_failure(failure);
+    log::Line(log::Level::warn, "tls_handshake_failed")
+        .kv("vs", service.config.name)
+        .kv("client", endpoint_text(client))
+        .kv("sni", sni.value_or("-"))
+        .kv("reason", tls::to_string(failure))
+        .kv("detail", detail);
+    if (access_log != conf::AccessLog::off) {
+        log_close(log::Level::warn, service, client, "-", sni.value_or("-"), close_reason, nullptr);
+    }
+}
+
+tls::HandshakeFailure failure_of(ClientHelloRead::Result result) {
+    switch (result) {
+        case ClientHelloRead::Result::not_tls: return tls::HandshakeFailure::not_tls;
+        case ClientHelloRead::Result::malformed: return tls::HandshakeFailure::malformed;
+        case ClientHelloRead::Result::timeout: return tls::HandshakeFailure::timeout;
+        default: return tls::HandshakeFailure::closed;
+    }
 }
 
 // A passthrough service's first step: the client's ClientHello, or null when the
-// client sent something else or nothing within handshake_ms (then logged here).
-// Its own coroutine, so that the read's state is gone from memory once it is done.
+// client sent something else, or nothing before the handshake deadline closed
+// it (then logged here). Its own coroutine, so that the read's state is gone
+// from memory once it is done.
 net::awaitable<std::unique_ptr<ClientHelloRead>> read_passthrough_hello(tcp::socket& client,
                                                                          const tcp::endpoint& client_endpoint,
                                                                          const ServiceRuntime& service,
+                                                                         const LiveSession& live,
                                                                          conf::AccessLog access_log) {
     auto hello = std::make_unique<ClientHelloRead>();
-    co_await read_client_hello(client, std::chrono::milliseconds(service.config.timeouts.handshake_ms), *hello);
+    co_await read_client_hello(client, *hello);
     if (hello->result == ClientHelloRead::Result::complete) co_return hello;
-    log::Line(log::Level::warn, "tls_handshake_failed")
-        .kv("vs", service.config.name)
-        .kv("client", endpoint_text(client_endpoint))
-        .kv("sni", "-")
-        .kv("reason", to_string(hello->result))
-        .kv("detail", hello->reason);
-    if (access_log != conf::AccessLog::off) {
-        log_close(log::Level::warn, service, client_endpoint, "-", std::string_view("-"), to_string(hello->result),
-                  nullptr);
+    if (live.closed_because) {
+        hello->result = ClientHelloRead::Result::timeout;
+        hello->reason = "no ClientHello within the handshake timeout";
     }
+    log_handshake_failure(service, client_endpoint, std::string_view("-"), failure_of(hello->result), hello->reason,
+                          to_string(hello->result), access_log);
+    co_return nullptr;
+}
+
+// A terminating service's first step: the client's TLS handshake, under the
+// handshake deadline. Null when it failed (then logged and counted here). Its
+// own coroutine, so that the handshake's state is gone from memory once done.
+net::awaitable<tls::SslPtr> accept_tls(tcp::socket& client, const tcp::endpoint& client_endpoint,
+                                       const ServiceRuntime& service, const LiveSession& live,
+                                       conf::AccessLog access_log) {
+    tls::SslPtr session = service.server_tls->new_session(client);
+    if (!session) {
+        log::Line(log::Level::error, "tls_session_failed").kv("vs", service.config.name).kv("error", "out of memory");
+        co_return nullptr;
+    }
+    std::string server_name;  // what the ClientHello asked for, kept for a failure's log
+    tls::ServerTls::record_server_name(session.get(), &server_name);
+    tls::HandshakeResult result = co_await tls::handshake(client, session.get());
+    tls::ServerTls::record_server_name(session.get(), nullptr);
+    if (result.ok()) {
+        auto& counter = SSL_session_reused(session.get()) ? service.state->tls.resumed : service.state->tls.full;
+        counter.fetch_add(1, std::memory_order_relaxed);
+        co_return session;
+    }
+    if (live.closed_because) {
+        result.failure = tls::HandshakeFailure::timeout;
+        result.detail = "no complete handshake within the handshake timeout";
+    }
+    const char* close_reason = result.failure == tls::HandshakeFailure::timeout ? "handshake_timeout"
+                                                                                : "tls_handshake_failed";
+    log_handshake_failure(service, client_endpoint, server_name.empty() ? "-" : std::string_view(server_name),
+                          result.failure, result.detail, close_reason, access_log);
     co_return nullptr;
 }
 
@@ -144,23 +205,40 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     boost::system::error_code ignored;
     const auto key = client_key_of(client_endpoint);
 
-    // TLS passthrough: the ClientHello is read first, for the name it asks for;
-    // its bytes go to the real server first, untouched.
-    const bool passthrough = service.config.tls && service.config.tls->mode == conf::TlsMode::passthrough;
-    // On the heap, and only for passthrough, its reading and forwarding in
-    // coroutines of their own: this frame lives as long as the connection
-    // (measured: the hello held here cost 450 bytes per idle connection).
+    // Registered from accept: the worker's sweep enforces the deadline of each
+    // phase (the handshake now, idle once the bytes flow) and can close the
+    // session from outside at any time.
+    LiveSession live_session{&service, nullptr, &client, nullptr};
+    RegisteredSession registered(environment.registry, live_session);
+
+    // TLS. Passthrough: the ClientHello is read first, for the name it asks
+    // for; its bytes go to the real server first, untouched. Terminate and
+    // reencrypt: castellan's own handshake with the client.
+    // Both on the heap or in coroutines of their own: this frame lives as long
+    // as the connection (measured: a hello held here cost 450 bytes per idle
+    // connection).
     std::unique_ptr<ClientHelloRead> hello;
-    if (passthrough) {
-        hello = co_await read_passthrough_hello(client, client_endpoint, service, access_log);
-        if (!hello) co_return;
+    tls::SslPtr client_tls;  // declared after `client`: freed before it
+    const bool passthrough = service.config.tls && service.config.tls->mode == conf::TlsMode::passthrough;
+    if (passthrough || service.server_tls) {
+        live_session.phase_deadline = started + std::chrono::milliseconds(service.config.timeouts.handshake_ms);
+        live_session.phase_timeout = "handshake_timeout";
+        if (passthrough) {
+            hello = co_await read_passthrough_hello(client, client_endpoint, service, live_session, access_log);
+            if (!hello) co_return;
+        } else {
+            client_tls = co_await accept_tls(client, client_endpoint, service, live_session, access_log);
+            if (!client_tls) co_return;
+        }
+        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
     }
 
     const char* failure = nullptr;
     auto upstream = co_await connect_upstream(service, key, failure);
     if (!upstream) {
         if (access_log != conf::AccessLog::off) {
-            log_close(log::Level::warn, service, client_endpoint, "-", sni_of(hello.get()), failure, nullptr);
+            log_close(log::Level::warn, service, client_endpoint, "-", sni_of(hello.get(), client_tls.get()), failure,
+                      nullptr);
         }
         co_return;
     }
@@ -182,19 +260,21 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
             backend.close(ignored);
             if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
             if (access_log != conf::AccessLog::off) {
-                log_close(log::Level::warn, service, client_endpoint, server.config.name, sni_of(hello.get()),
+                log_close(log::Level::warn, service, client_endpoint, server.config.name, sni_of(hello.get(), nullptr),
                           "write_error", nullptr);
             }
             co_return;
         }
     }
 
-    Transfer transfer(client, backend, environment.pump_tools, ByteSink{&service_bytes.in, &server_bytes.in},
+    Transfer transfer(StreamSide{&client, client_tls.get()}, StreamSide{&backend, upstream->tls.get()},
+                      environment.pump_tools, ByteSink{&service_bytes.in, &server_bytes.in},
                       ByteSink{&service_bytes.out, &server_bytes.out});
-    // The worker's idle sweep closes the session once nothing moved for idle_s.
-    LiveSession live_session{&service, &server, &client, &backend, &transfer.activity(),
-                             std::chrono::seconds(service.config.timeouts.idle_s)};
-    RegisteredSession registered(environment.registry, live_session);
+    // From here the worker's sweep closes the session once nothing moved for idle_s.
+    live_session.server = &server;
+    live_session.backend = &backend;
+    live_session.activity = &transfer.activity();
+    live_session.idle = std::chrono::seconds(service.config.timeouts.idle_s);
     co_await transfer.async_run(net::as_tuple(net::use_awaitable));
     const PumpEnd& upload_end = transfer.upload_end();
     const PumpEnd& download_end = transfer.download_end();
@@ -218,7 +298,8 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     const CloseFigures figures{bytes_in, bytes_out,
                                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
                                    .count()};
-    log_close(log::Level::info, service, client_endpoint, server.config.name, sni_of(hello.get()), reason, &figures);
+    log_close(log::Level::info, service, client_endpoint, server.config.name, sni_of(hello.get(), client_tls.get()),
+              reason, &figures);
 }
 
 }  // namespace castellan::proxy

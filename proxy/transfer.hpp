@@ -21,9 +21,9 @@ namespace castellan::proxy {
 class Transfer {
 public:
     // `upload` counts the bytes from the client, `download` those to it.
-    Transfer(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& backend, const PumpTools& tools,
-             ByteSink upload = {}, ByteSink download = {})
-        : finished_(client.get_executor()),
+    Transfer(StreamSide client, StreamSide backend, const PumpTools& tools, ByteSink upload = {},
+             ByteSink download = {})
+        : finished_(client.socket->get_executor()),
           join_(finished_),
           upload_(client, backend, activity_, tools, join_, upload),
           download_(backend, client, activity_, tools, join_, download) {}

@@ -3,6 +3,8 @@
 #include "proxy/log.hpp"
 #include "proxy/socket_options.hpp"
 #include "proxy/system_limits.hpp"
+#include "tls/socket_bio.hpp"
+#include "tls/tls_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,7 +21,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-enum class ConnectResult { ok, refused, timed_out, out_of_resources };
+enum class ConnectResult { ok, refused, timed_out, out_of_resources, tls_failed };
 
 // What the connect timer and the connecting coroutine share. The timer's
 // handler may already be queued when the connect completes, so it holds the
@@ -30,11 +32,13 @@ struct ConnectWatch {
     bool timed_out = false;
 };
 
-// One attempt, bounded by `timeout`. A timer whose handler cancels the connect
-// costs less than racing two operations with `||`, which spawns a coroutine for
-// each (measured: about 1.5 % of the connection rate).
-net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpoint& endpoint,
-                                           std::chrono::milliseconds timeout, boost::system::error_code& error) {
+// One attempt, bounded by `timeout`: the connect and, when `upstream_tls` is
+// set, the TLS handshake, whose session lands in `tls`. A timer whose handler
+// cancels the socket costs less than racing two operations with `||`, which
+// spawns a coroutine for each (measured: about 1.5 % of the connection rate).
+net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntime& server,
+                                           const tls::UpstreamTls* upstream_tls, std::chrono::milliseconds timeout,
+                                           boost::system::error_code& error, tls::SslPtr& tls, std::string& detail) {
     auto watch = std::make_shared<ConnectWatch>();
     watch->socket = &socket;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
@@ -44,25 +48,42 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, const tcp::endpo
         boost::system::error_code ignored;
         watch->socket->cancel(ignored);
     });
-    auto [connect_error] = co_await socket.async_connect(endpoint, net::as_tuple(net::use_awaitable));
+    auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
+    ConnectResult result = ConnectResult::ok;
+    error = connect_error;
+    if (error) {
+        // No socket could be made here (EMFILE...): nothing was sent to the server.
+        result = is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
+    } else if (upstream_tls) {
+        tls = upstream_tls->new_session(socket, server.upstream_session);
+        if (!tls) {
+            error = net::error::no_memory;
+            result = ConnectResult::out_of_resources;
+        } else {
+            const tls::HandshakeResult handshake = co_await tls::handshake(socket, tls.get());
+            if (!handshake.ok()) {
+                result = ConnectResult::tls_failed;
+                detail = "TLS handshake failed: " + handshake.detail;
+                tls.reset();
+            }
+        }
+    }
     watch->socket = nullptr;
     timer.cancel();
     if (watch->timed_out) {
         error = net::error::timed_out;
+        tls.reset();
         co_return ConnectResult::timed_out;
     }
-    error = connect_error;
-    if (!error) co_return ConnectResult::ok;
-    // No socket could be made here (EMFILE...): nothing was sent to the server.
-    co_return is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
+    co_return result;
 }
 
 void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
-                  ConnectResult result, std::chrono::milliseconds timeout) {
+                  ConnectResult result, std::chrono::milliseconds timeout, std::string detail) {
     server.state->connect_failures.fetch_add(1, std::memory_order_relaxed);
-    std::string reason = result == ConnectResult::timed_out
-                             ? "timeout after " + std::to_string(timeout.count()) + " ms"
-                             : error.message();
+    std::string reason = result == ConnectResult::timed_out ? "timeout after " + std::to_string(timeout.count()) + " ms"
+                         : result == ConnectResult::tls_failed ? std::move(detail)
+                                                               : error.message();
     log::Line(log::Level::warn, "connect_failed")
         .kv("vs", service.config.name)
         .kv("server", server.config.name)
@@ -79,7 +100,7 @@ void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boos
 
 }  // namespace
 
-net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
+net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                   const persistence::ClientKey& client,
                                                                   const char*& failure) {
     failure = "no_server_available";
@@ -117,15 +138,18 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
             if (bound && eligible[*bound]) next = bound;
         }
         auto& server = *service.servers[*next];
-        tcp::socket socket(executor);
+        // On the heap, so that the socket stays where a TLS session's BIO
+        // points (socket_bio.hpp) when the connection changes hands.
+        auto made = std::make_unique<UpstreamConnection>(UpstreamConnection{tcp::socket(executor), nullptr, &server, false});
         boost::system::error_code error;
-        ConnectResult result = co_await connect_once(socket, server.endpoint, timeout, error);
+        std::string detail;
+        ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), timeout, error,
+                                                     made->tls, detail);
         if (result == ConnectResult::ok) {
             server.health->on_connect_ok();
-            tune_upstream_connection(socket);
-            bool persisted =
-                table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
-            co_return UpstreamConnection{std::move(socket), &server, persisted};
+            tune_upstream_connection(made->socket);
+            made->persisted = table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
+            co_return made;
         }
         if (result == ConnectResult::out_of_resources) {
             log::Line(log::Level::error, "connect_failed")
@@ -134,13 +158,13 @@ net::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntim
                 .kv("reason", "out of resources here: " + error.message())
                 .kv("counted", "no");
             failure = "out_of_resources";
-            co_return std::nullopt;
+            co_return nullptr;
         }
-        note_failure(service, server, error, result, timeout);
+        note_failure(service, server, error, result, timeout, std::move(detail));
         eligible[*next] = 0;  // never retry a server this connection already failed on
         next.reset();
     }
-    co_return std::nullopt;
+    co_return nullptr;
 }
 
 }  // namespace castellan::proxy

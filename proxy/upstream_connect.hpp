@@ -3,16 +3,18 @@
 
 #include "persistence/client_key.hpp"
 #include "proxy/runtime.hpp"
+#include "tls/openssl_handles.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include <optional>
+#include <memory>
 
 namespace castellan::proxy {
 
 struct UpstreamConnection {
     boost::asio::ip::tcp::socket socket;
+    tls::SslPtr tls;  // re-encrypting services: the session on `socket` (declared after it: freed first)
     RealServerRuntime* server;
     bool persisted;  // counted in the source-IP table: release it at close
 };
@@ -22,15 +24,17 @@ struct UpstreamConnection {
 // 2. otherwise (and after each failure) the scheduler's pick among the eligible
 //    servers not yet tried by this connection.
 // Eligible = enabled and not skipped by passive health. Each attempt has
-// `connect_ms`; a refused or timed-out attempt counts as a connect failure of that
-// server and the next candidate is tried, before the client has seen any byte.
-// Gives nullopt when no candidate is left, with `failure` saying why
+// `connect_ms`, the TLS handshake of a re-encrypting service included; a
+// refused or timed-out attempt, or a failed handshake, counts as a connect
+// failure of that server and the next candidate is tried, before the client has
+// seen any byte.
+// Gives null when no candidate is left, with `failure` saying why
 // ("no_server_available"), or when this process is out of descriptors or memory
 // ("out_of_resources": not the real server's fault, so not counted against it,
 // and no other server is tried). On success the persistence entry is (re)bound
 // to the chosen server and counts this connection.
 // Runs on the connection's worker thread.
-boost::asio::awaitable<std::optional<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
+boost::asio::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                           const persistence::ClientKey& client,
                                                                           const char*& failure);
 

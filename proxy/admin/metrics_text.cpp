@@ -105,6 +105,27 @@ std::string metrics_text(const nlohmann::json& status) {
     }
 
     {
+        Family handshakes(out, "castellan_tls_handshakes_total", "counter",
+                          "TLS handshakes with clients completed by castellan (terminate, reencrypt), by resumption.");
+        for (const auto& service : services) {
+            const auto& tls = service.value("tls", nlohmann::json());
+            if (!tls.is_object() || tls.value("mode", "") == "passthrough") continue;
+            handshakes.sample(service_labels(service) + ",resumed=\"false\"", number(tls, "handshakes"));
+            handshakes.sample(service_labels(service) + ",resumed=\"true\"", number(tls, "resumed"));
+        }
+        Family failures(out, "castellan_tls_handshake_failures_total", "counter",
+                        "Client TLS handshakes (or passthrough ClientHellos) that failed, by reason.");
+        for (const auto& service : services) {
+            const auto& tls = service.value("tls", nlohmann::json());
+            if (!tls.is_object()) continue;
+            const auto by_reason = tls.value("handshake_failures", nlohmann::json::object());
+            for (const auto& [reason, count] : by_reason.items()) {
+                failures.sample(fmt::format("{},reason=\"{}\"", service_labels(service), escaped(reason)),
+                                count.is_number() ? count.get<std::uint64_t>() : 0);
+            }
+        }
+    }
+    {
         Family family(out, "castellan_real_server_state", "gauge",
                       "1 for the real server's current state (up, down, draining, disabled), 0 for the others.");
         for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {

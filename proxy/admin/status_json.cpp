@@ -42,6 +42,22 @@ nlohmann::json server_json(const ServiceRuntime& service, const RealServerRuntim
     return out;
 }
 
+// A TLS service's handshakes: `handshakes` full and `resumed` (castellan's own
+// handshakes with clients; none for passthrough) and `handshake_failures` by
+// reason (tls::HandshakeFailure).
+nlohmann::json tls_json(const ServiceRuntime& service) {
+    const TlsCounters& counters = service.state->tls;
+    nlohmann::json failures = nlohmann::json::object();
+    for (std::size_t i = 1; i < tls::handshake_failure_kinds; ++i) {
+        failures[tls::to_string(static_cast<tls::HandshakeFailure>(i))] =
+            counters.failures[i].load(std::memory_order_relaxed);
+    }
+    return {{"mode", conf::to_string(service.config.tls->mode)},
+            {"handshakes", counters.full.load(std::memory_order_relaxed)},
+            {"resumed", counters.resumed.load(std::memory_order_relaxed)},
+            {"handshake_failures", std::move(failures)}};
+}
+
 }  // namespace
 
 std::string history_key(const ServiceRuntime& service) { return service.config.name; }
@@ -72,6 +88,7 @@ nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, s
             {"mode", conf::to_string(service->config.mode)},
         };
         for (const auto& counter : service_counters) entry[counter.key] = counter.read(*service->state);
+        if (service->config.tls) entry["tls"] = tls_json(*service);
         if (history) entry["rates"] = rates_of(*history, history_key(*service));
         entry["real_servers"] = std::move(servers);
         services.push_back(std::move(entry));

@@ -196,7 +196,7 @@ class PassthroughTest(IntegrationTest):
         self.assertLess(elapsed, 3.0)
         failed = lambda: self.proxy.log_events("tls_handshake_failed")
         self.assertTrue(wait_for(failed, timeout=3.0), self.log_tail())
-        self.assertEqual(failed()[0].get("reason"), "handshake_timeout", self.log_tail())
+        self.assertEqual(failed()[0].get("reason"), "timeout", self.log_tail())
 
 
 if __name__ == "__main__":

@@ -700,6 +700,7 @@ class CheckTest(ReloadTest):
         cls.certs = tempfile.mkdtemp(prefix="castellan-reload-certs-")
         cls.cert = os.path.join(cls.certs, "cert.pem")
         cls.key = os.path.join(cls.certs, "key.pem")
+        cls.other_key = os.path.join(cls.certs, "other-key.pem")  # matches no certificate here
         openssl = shutil.which("openssl")
         cls.have_openssl = openssl is not None
         if openssl:
@@ -708,17 +709,19 @@ class CheckTest(ReloadTest):
                  "-keyout", cls.key, "-out", cls.cert],
                 check=True, capture_output=True, timeout=60,
             )
+            subprocess.run([openssl, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-out", cls.other_key], check=True, capture_output=True, timeout=60)
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.certs, ignore_errors=True)
 
-    def tls_service(self, port, server_port, cert=None):
+    def tls_service(self, port, server_port, cert=None, key=None):
         return tcp_service(
             "owa",
             port,
             [("cas1", server_port)],
-            tls={"mode": "terminate", "certificates": [{"cert": cert or self.cert, "key": self.key}]},
+            tls={"mode": "terminate", "certificates": [{"cert": cert or self.cert, "key": key or self.key}]},
         )
 
     def check(self, config):
@@ -752,14 +755,15 @@ class CheckTest(ReloadTest):
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("no-such-cert.pem", result.stderr)
 
-    def test_tls_is_refused_at_check_and_start(self):
+    def test_a_key_not_matching_its_certificate_is_refused_at_check_and_start(self):
         if not self.have_openssl:
             self.skipTest("openssl is not installed")
-        config = make_config([self.tls_service(free_port(), free_port())])
+        self.assertEqual(self.check(make_config([self.tls_service(free_port(), free_port())])).returncode, 0)
+        config = make_config([self.tls_service(free_port(), free_port(), key=self.other_key)])
         result = self.check(config)
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertIn("/virtual_services/0/tls", result.stderr)
-        self.assert_refused_at_start(config, "/virtual_services/0/tls")
+        self.assertIn("/virtual_services/0/tls/certificates/0/key", result.stderr)
+        self.assert_refused_at_start(config, "/virtual_services/0/tls/certificates/0/key")
 
     def test_http_mode_is_refused_at_check_and_start(self):
         config = make_config([tcp_service("owa", free_port(), [("cas1", free_port())], mode="http")])
@@ -768,14 +772,14 @@ class CheckTest(ReloadTest):
         self.assertIn("/virtual_services/0/mode", result.stderr)
         self.assert_refused_at_start(config, "/virtual_services/0/mode")
 
-    def test_tls_and_http_are_refused_at_reload(self):
+    def test_a_bad_key_and_http_are_refused_at_reload(self):
         if not self.have_openssl:
             self.skipTest("openssl is not installed")
         (cas1,) = self.named("cas1")
         port = free_port()
         self.start(self.config([tcp_service("owa", port, [("cas1", cas1.port)])]))
         for service, path in (
-            (self.tls_service(port, cas1.port), "/virtual_services/0/tls"),
+            (self.tls_service(port, cas1.port, key=self.other_key), "/virtual_services/0/tls/certificates/0/key"),
             (tcp_service("owa", port, [("cas1", cas1.port)], mode="http"), "/virtual_services/0/mode"),
         ):
             self.rewrite(self.config([service]))
