@@ -1,32 +1,28 @@
 #include "healthcheck/checker.hpp"
 
 #include "healthcheck/response_parsers.hpp"
+#include "tls/tls_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-
-#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <exception>
 #include <string_view>
+#include <tuple>
 #include <variant>
 #include <vector>
 
 namespace castellan::healthcheck {
 namespace net = boost::asio;
-namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
 
@@ -59,11 +55,9 @@ CheckResult connect_failure(const boost::system::error_code& error) {
     return failed("connect failed: " + error.message());
 }
 
-// The benign ways a peer ends a connection read the same for plain TCP and TLS
-// (a TLS peer that closes without close_notify gives stream_truncated).
-bool is_close(const boost::system::error_code& error) {
-    return error == net::error::eof || error == ssl::error::stream_truncated;
-}
+// The benign way a peer ends a connection (the TLS channel reports a close,
+// with or without close_notify, as eof too).
+bool is_close(const boost::system::error_code& error) { return error == net::error::eof; }
 
 std::string describe_read_error(const boost::system::error_code& error) {
     if (is_close(error)) return "connection closed";
@@ -71,19 +65,40 @@ std::string describe_read_error(const boost::system::error_code& error) {
     return "read failed: " + error.message();
 }
 
-std::string describe_handshake_error(const boost::system::error_code& error) {
-    // An OpenSSL error names its reason ("certificate verify failed"); a socket
-    // error during the handshake is a closed or reset connection.
-    if (error.category() == net::error::get_ssl_category()) return "TLS handshake failed: " + error.message();
-    return "TLS handshake failed: " + describe_read_error(error);
-}
+// Where the HTTP exchange reads and writes: the socket itself (http)...
+struct PlainChannel {
+    tcp::socket& socket;
+    net::awaitable<boost::system::error_code> write_all(const std::string& data) {
+        auto [error, written] = co_await net::async_write(socket, net::buffer(data), use);
+        co_return error;
+    }
+    net::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(Buffer& chunk) {
+        co_return co_await socket.async_read_some(net::buffer(chunk), use);
+    }
+};
 
-// The HTTP exchange over a connected (and, for https, handshaken) stream: one
+// ... or a TLS session on it (https).
+struct TlsChannel {
+    tcp::socket& socket;
+    SSL* ssl;
+    net::awaitable<boost::system::error_code> write_all(const std::string& data) {
+        const bool written = co_await tls::write_all(socket, ssl, data.data(), data.size());
+        co_return written ? boost::system::error_code() : make_error_code(boost::system::errc::protocol_error);
+    }
+    net::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(Buffer& chunk) {
+        const tls::TlsIo io = co_await tls::read_some(socket, ssl, chunk.data(), chunk.size());
+        if (io.status == tls::TlsIo::Status::done) co_return std::tuple(boost::system::error_code(), io.bytes);
+        if (io.status == tls::TlsIo::Status::closed) co_return std::tuple(net::error::make_error_code(net::error::eof), 0);
+        co_return std::tuple(make_error_code(boost::system::errc::protocol_error), 0);
+    }
+};
+
+// The HTTP exchange over a connected (and, for https, handshaken) channel: one
 // request, then bytes until the status line is complete. The body is never read.
-template <typename Stream>
-net::awaitable<CheckResult> exchange_http(Stream& stream, const std::string& request,
+template <typename Channel>
+net::awaitable<CheckResult> exchange_http(Channel channel, const std::string& request,
                                           const std::vector<conf::StatusRange>& expected) {
-    auto [write_error, written] = co_await net::async_write(stream, net::buffer(request), use);
+    const boost::system::error_code write_error = co_await channel.write_all(request);
     if (write_error) co_return failed("send failed: " + write_error.message());
 
     std::string received;
@@ -93,7 +108,7 @@ net::awaitable<CheckResult> exchange_http(Stream& stream, const std::string& req
         line = first_line(received);
         if (line) break;
         if (received.size() >= max_answer_bytes) co_return failed("bad status line");
-        auto [read_error, got] = co_await stream.async_read_some(net::buffer(chunk), use);
+        auto [read_error, got] = co_await channel.read_some(chunk);
         received.append(chunk.data(), got);
         if (read_error) {
             // A status line cut by the close ("HTTP/1.0 200 OK" and FIN) still counts.
@@ -110,20 +125,14 @@ net::awaitable<CheckResult> exchange_http(Stream& stream, const std::string& req
 
 net::awaitable<CheckResult> exchange_https(tcp::socket& socket, const conf::HealthCheck& check,
                                            const CheckContext& context) {
-    if (!context.tls) co_return failed("TLS handshake failed: no client context");
-    ssl::stream<tcp::socket&> stream(socket, *context.tls);
-    if (context.sni && SSL_set_tlsext_host_name(stream.native_handle(), context.sni->c_str()) != 1) {
-        co_return failed("TLS handshake failed: bad SNI name");
-    }
-    if (check.verify && context.sni) {
-        // The chain is checked by the context; the name is this server's.
-        boost::system::error_code ignored;
-        stream.set_verify_callback(ssl::host_name_verification(*context.sni), ignored);
-    }
-    auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::client, use);
-    if (handshake_error) co_return failed(describe_handshake_error(handshake_error));
-    CheckResult result =
-        co_await exchange_http(stream, build_http_check_request(check, context.host), check.expect_status);
+    if (!context.tls || !context.tls_session) co_return failed("TLS handshake failed: no client context");
+    tls::SslPtr session = context.tls->new_session(socket, *context.tls_session, context.sni);
+    if (!session) co_return failed("TLS handshake failed: cannot start a session (bad SNI name?)");
+    const tls::HandshakeResult handshake = co_await tls::handshake(socket, session.get());
+    if (!handshake.ok()) co_return failed("TLS handshake failed: " + handshake.detail);
+    CheckResult result = co_await exchange_http(TlsChannel{socket, session.get()},
+                                                build_http_check_request(check, context.host), check.expect_status);
+    tls::tls_close_notify(session.get());
     co_return result;
 }
 
@@ -170,7 +179,7 @@ net::awaitable<CheckResult> probe_server(Probe& probe, const conf::HealthCheck& 
     CheckResult result;
     switch (check.type) {
         case conf::HealthCheckKind::http:
-            result = co_await exchange_http(probe.socket, build_http_check_request(check, context.host),
+            result = co_await exchange_http(PlainChannel{probe.socket}, build_http_check_request(check, context.host),
                                             check.expect_status);
             break;
         case conf::HealthCheckKind::https:

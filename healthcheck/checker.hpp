@@ -5,10 +5,10 @@
 
 #include "conf/config.hpp"
 #include "healthcheck/check_result.hpp"
+#include "tls/upstream_tls.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 
 #include <memory>
 #include <optional>
@@ -19,7 +19,10 @@ namespace castellan::healthcheck {
 // What a check needs besides its definition, made once per (real server, check).
 struct CheckContext {
     std::string host;  // Host header: check.host, else the real server's address text "HOST:PORT" as configured
-    std::shared_ptr<boost::asio::ssl::context> tls;  // for https, made once per check definition
+    // https: the client TLS of the check definition (shared with every server it
+    // checks), and this server's resumable session.
+    std::shared_ptr<const tls::UpstreamTls> tls;
+    std::shared_ptr<tls::SessionSlot> tls_session = std::make_shared<tls::SessionSlot>();
     std::optional<std::string> sni;  // check.sni, else check.host when it is a DNS name
 };
 
@@ -30,7 +33,7 @@ struct CheckContext {
 // (best effort, within the same deadline, without changing the result).
 // https: SNI is context.sni; the certificate is verified only when check.verify
 // (by context.tls's verify mode and CAs, and against context.sni when there is
-// one).
+// one). The TLS code is the one re-encrypted connections use (tls/).
 // Runs on the calling coroutine's executor (the control thread's loop); the
 // arguments must stay alive until it completes.
 boost::asio::awaitable<CheckResult> run_check(const conf::HealthCheck& check,

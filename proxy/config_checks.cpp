@@ -1,6 +1,5 @@
 #include "proxy/config_checks.hpp"
 
-#include "tls/client_context.hpp"
 #include "tls/server_tls.hpp"
 #include "tls/upstream_tls.hpp"
 
@@ -39,7 +38,7 @@ std::vector<conf::ConfigError> check_named_files(const conf::Config& config) {
         const auto& check = service.health_check;
         if (check.type == conf::HealthCheckKind::https && check.ca) {
             std::string error;
-            if (!tls::make_client_tls_context(check.verify, check.ca, error)) {
+            if (!tls::UpstreamTls::make(check.verify, check.ca, error)) {
                 errors.push_back({at + "/health_check/ca", error});
             }
         }
@@ -52,7 +51,7 @@ std::vector<conf::ConfigError> check_named_files(const conf::Config& config) {
         }
         if (service.tls && service.tls->mode == conf::TlsMode::reencrypt) {
             std::string error;
-            if (!tls::UpstreamTls::make(service.tls->upstream, error)) errors.push_back({at + "/tls/upstream/ca", error});
+            if (!tls::UpstreamTls::make(service.tls->upstream.verify, service.tls->upstream.ca, error)) errors.push_back({at + "/tls/upstream/ca", error});
         }
         if (const auto& secret = service.persistence.cookie_secret_file) {
             std::string error;

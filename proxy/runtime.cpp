@@ -2,7 +2,6 @@
 
 #include "conf/address.hpp"
 #include "proxy/config_checks.hpp"
-#include "tls/client_context.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -246,14 +245,14 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
         }
         if (vs.tls && vs.tls->mode == conf::TlsMode::reencrypt) {
             std::string error;
-            service->upstream_tls = tls::UpstreamTls::make(vs.tls->upstream, error);
+            service->upstream_tls = tls::UpstreamTls::make(vs.tls->upstream.verify, vs.tls->upstream.ca, error);
             if (!service->upstream_tls) errors.push_back({fmt::format("/virtual_services/{}/tls/upstream/ca", s), error});
         }
 
-        std::shared_ptr<net::ssl::context> check_tls;
+        std::shared_ptr<const tls::UpstreamTls> check_tls;
         if (check.type == conf::HealthCheckKind::https) {
             std::string error;
-            check_tls = tls::make_client_tls_context(check.verify, check.ca, error);
+            check_tls = tls::UpstreamTls::make(check.verify, check.ca, error);
             if (!check_tls) errors.push_back({fmt::format("/virtual_services/{}/health_check/ca", s), error});
         }
 

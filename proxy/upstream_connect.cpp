@@ -37,7 +37,8 @@ struct ConnectWatch {
 // cancels the socket costs less than racing two operations with `||`, which
 // spawns a coroutine for each (measured: about 1.5 % of the connection rate).
 net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntime& server,
-                                           const tls::UpstreamTls* upstream_tls, std::chrono::milliseconds timeout,
+                                           const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
+                                           std::chrono::milliseconds timeout,
                                            boost::system::error_code& error, tls::SslPtr& tls, std::string& detail) {
     auto watch = std::make_shared<ConnectWatch>();
     watch->socket = &socket;
@@ -55,7 +56,7 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntim
         // No socket could be made here (EMFILE...): nothing was sent to the server.
         result = is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
     } else if (upstream_tls) {
-        tls = upstream_tls->new_session(socket, server.upstream_session);
+        tls = upstream_tls->new_session(socket, server.upstream_session, sni);
         if (!tls) {
             error = net::error::no_memory;
             result = ConnectResult::out_of_resources;
@@ -126,6 +127,8 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
     const std::uint64_t key_hash = persistence::hash_client_key(client);
     const auto timeout = std::chrono::milliseconds(service.config.timeouts.connect_ms);
     auto executor = co_await net::this_coro::executor;
+    static const std::optional<std::string> no_sni;
+    const std::optional<std::string>& upstream_sni = service.config.tls ? service.config.tls->upstream.sni : no_sni;
     bool claimed = next.has_value();
     for (std::size_t attempt = 0; attempt < count; ++attempt) {
         if (!next) next = service.scheduler->pick({key_hash, eligible, active});
@@ -143,8 +146,8 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         auto made = std::make_unique<UpstreamConnection>(UpstreamConnection{tcp::socket(executor), nullptr, &server, false});
         boost::system::error_code error;
         std::string detail;
-        ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), timeout, error,
-                                                     made->tls, detail);
+        ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), upstream_sni,
+                                                     timeout, error, made->tls, detail);
         if (result == ConnectResult::ok) {
             server.health->on_connect_ok();
             tune_upstream_connection(made->socket);

@@ -63,7 +63,7 @@ HandshakeFailure classify(int ssl_error, unsigned long error) {
 std::string detail_of(SSL* ssl, HandshakeFailure failure, unsigned long error) {
     if (failure == HandshakeFailure::certificate) {
         const long verify = SSL_get_verify_result(ssl);
-        if (verify != X509_V_OK) return X509_verify_cert_error_string(verify);
+        if (verify != X509_V_OK) return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
     }
     if (error == 0) return "connection closed";
     const char* reason = ERR_reason_error_string(error);
@@ -101,6 +101,44 @@ const char* to_string(HandshakeFailure failure) {
         case HandshakeFailure::protocol: return "protocol";
     }
     return "protocol";
+}
+
+namespace {
+
+// Waits for what `io` asks (want_read, want_write); false when the wait failed.
+net::awaitable<bool> wait_for(net::ip::tcp::socket& socket, TlsIo::Status status) {
+    const auto wait = status == TlsIo::Status::want_read ? net::ip::tcp::socket::wait_read
+                                                         : net::ip::tcp::socket::wait_write;
+    auto [error] = co_await socket.async_wait(wait, net::as_tuple(net::use_awaitable));
+    co_return !error;
+}
+
+bool is_wait(TlsIo::Status status) { return status == TlsIo::Status::want_read || status == TlsIo::Status::want_write; }
+
+}  // namespace
+
+net::awaitable<TlsIo> read_some(net::ip::tcp::socket& socket, SSL* ssl, char* data, std::size_t size) {
+    for (;;) {
+        const TlsIo io = tls_read(ssl, data, size);
+        if (!is_wait(io.status)) co_return io;
+        const bool ready = co_await wait_for(socket, io.status);
+        if (!ready) co_return TlsIo{TlsIo::Status::failed, 0};
+    }
+}
+
+net::awaitable<bool> write_all(net::ip::tcp::socket& socket, SSL* ssl, const char* data, std::size_t size) {
+    std::size_t written = 0;
+    while (written < size) {
+        const TlsIo io = tls_write(ssl, data + written, size - written);
+        if (io.status == TlsIo::Status::done) {
+            written += io.bytes;
+            continue;
+        }
+        if (!is_wait(io.status)) co_return false;
+        const bool ready = co_await wait_for(socket, io.status);
+        if (!ready) co_return false;
+    }
+    co_return true;
 }
 
 net::awaitable<HandshakeResult> handshake(net::ip::tcp::socket& socket, SSL* ssl) {

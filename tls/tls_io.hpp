@@ -62,4 +62,13 @@ struct HandshakeResult {
 // caller's closes the socket, which ends it as `closed`.
 boost::asio::awaitable<HandshakeResult> handshake(boost::asio::ip::tcp::socket& socket, SSL* ssl);
 
+// For connections castellan drives itself (health checks), one awaited step at
+// a time: reads at least one byte, waiting for the socket as OpenSSL asks.
+// Gives `done` with the bytes, `closed`, or `failed` (a socket closed under it
+// by a deadline included).
+boost::asio::awaitable<TlsIo> read_some(boost::asio::ip::tcp::socket& socket, SSL* ssl, char* data, std::size_t size);
+// Writes all of `data`: true when it was.
+boost::asio::awaitable<bool> write_all(boost::asio::ip::tcp::socket& socket, SSL* ssl, const char* data,
+                                       std::size_t size);
+
 }  // namespace castellan::tls

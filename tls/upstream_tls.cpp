@@ -26,7 +26,8 @@ void SessionSlot::offer_to(SSL* ssl) {
     if (session_ && SSL_SESSION_is_resumable(session_.get())) SSL_set_session(ssl, session_.get());
 }
 
-std::unique_ptr<UpstreamTls> UpstreamTls::make(const conf::UpstreamTls& upstream, std::string& error) {
+std::unique_ptr<UpstreamTls> UpstreamTls::make(bool verify, const std::optional<std::string>& ca_file,
+                                               std::string& error) {
     std::unique_ptr<UpstreamTls> made(new UpstreamTls());
     made->context_.reset(SSL_CTX_new(TLS_client_method()));
     SSL_CTX* context = made->context_.get();
@@ -41,32 +42,32 @@ std::unique_ptr<UpstreamTls> UpstreamTls::make(const conf::UpstreamTls& upstream
     // Sessions are kept per real server (SessionSlot), not in OpenSSL's cache.
     SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(context, &UpstreamTls::on_new_session);
-    if (upstream.ca) {
-        if (SSL_CTX_load_verify_locations(context, upstream.ca->c_str(), nullptr) != 1) {
+    if (ca_file) {
+        if (SSL_CTX_load_verify_locations(context, ca_file->c_str(), nullptr) != 1) {
             const unsigned long code = ERR_peek_last_error();
             const char* reason = code ? ERR_reason_error_string(code) : nullptr;
-            error = "cannot load CA certificates from \"" + *upstream.ca + "\": " + (reason ? reason : "unknown error");
+            error = "cannot load CA certificates from \"" + *ca_file + "\": " + (reason ? reason : "unknown error");
             ERR_clear_error();
             return nullptr;
         }
-    } else if (upstream.verify && SSL_CTX_set_default_verify_paths(context) != 1) {
+    } else if (verify && SSL_CTX_set_default_verify_paths(context) != 1) {
         error = "cannot load the system's CA certificates";
         ERR_clear_error();
         return nullptr;
     }
-    SSL_CTX_set_verify(context, upstream.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
-    made->sni_ = upstream.sni;
-    made->verify_ = upstream.verify;
+    SSL_CTX_set_verify(context, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    made->verify_ = verify;
     return made;
 }
 
-SslPtr UpstreamTls::new_session(boost::asio::ip::tcp::socket& socket, SessionSlot& slot) const {
+SslPtr UpstreamTls::new_session(boost::asio::ip::tcp::socket& socket, SessionSlot& slot,
+                                const std::optional<std::string>& sni) const {
     SslPtr ssl(SSL_new(context_.get()));
     if (!ssl || !attach_socket(ssl.get(), socket)) return nullptr;
     SSL_set_connect_state(ssl.get());
-    if (sni_) {
-        if (SSL_set_tlsext_host_name(ssl.get(), sni_->c_str()) != 1) return nullptr;
-        if (verify_ && SSL_set1_host(ssl.get(), sni_->c_str()) != 1) return nullptr;
+    if (sni) {
+        if (SSL_set_tlsext_host_name(ssl.get(), sni->c_str()) != 1) return nullptr;
+        if (verify_ && SSL_set1_host(ssl.get(), sni->c_str()) != 1) return nullptr;
     }
     SSL_set_ex_data(ssl.get(), slot_index(), &slot);
     slot.offer_to(ssl.get());

@@ -1,5 +1,6 @@
-// TLS towards the real servers of a re-encrypting service: one client context,
-// and per real server the last session, so that the next connection resumes
+// TLS that castellan opens itself, towards real servers: the re-encrypted
+// connections of a service and the https health checks. One client context, and
+// per real server the last session, so that the next connection resumes
 // instead of paying a full handshake.
 #pragma once
 
@@ -31,23 +32,29 @@ private:
 
 class UpstreamTls {
 public:
-    // `upstream.verify`: the real server's chain must verify against
-    // `upstream.ca` (else the system's CA paths) and, when `upstream.sni` is
-    // set, name it. `upstream.sni` is also the name sent in the ClientHello.
-    // Gives null and `error` (a CA file that cannot be loaded) on failure.
-    static std::unique_ptr<UpstreamTls> make(const conf::UpstreamTls& upstream, std::string& error);
+    // TLS 1.2 or later. `verify`: the real server's chain must verify against
+    // `ca_file` (PEM) when given, else against the system's CA paths, and its
+    // name against the SNI of each session when it has one; otherwise any
+    // certificate is accepted (Exchange's self-signed default ones included). A
+    // given `ca_file` is loaded even without `verify`, so that a wrong path is
+    // reported at load. Gives null and `error` on failure. Load time only.
+    static std::unique_ptr<UpstreamTls> make(bool verify, const std::optional<std::string>& ca_file,
+                                             std::string& error);
 
-    // A client-side session on `socket` (which must outlive it) for the real server whose resumable
-    // session `slot` keeps (and will keep the session this one makes); null
-    // when OpenSSL is out of memory. `slot` must outlive the session.
-    SslPtr new_session(boost::asio::ip::tcp::socket& socket, SessionSlot& slot) const;
+    // A client-side session on `socket` (which must outlive it) sending `sni`,
+    // for the real server whose resumable session `slot` keeps (it will keep
+    // the session this one makes; it must outlive it too). Null when OpenSSL is
+    // out of memory or `sni` is no valid name. Any thread.
+    SslPtr new_session(boost::asio::ip::tcp::socket& socket, SessionSlot& slot,
+                       const std::optional<std::string>& sni) const;
+
+    SSL_CTX* native_handle() const { return context_.get(); }
 
 private:
     UpstreamTls() = default;
     static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
     SslContextPtr context_;
-    std::optional<std::string> sni_;
     bool verify_ = false;
 };
 

@@ -3,7 +3,7 @@
 // io_context::run_for, and takes well under a second.
 #include "healthcheck/checker.hpp"
 #include "healthcheck/response_parsers.hpp"
-#include "tls/client_context.hpp"
+#include "tls/upstream_tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -234,9 +234,9 @@ net::awaitable<void> serve_https_once(tcp::acceptor& acceptor, ssl::context& con
     co_await net::async_write(stream, net::buffer(response), use);
 }
 
-std::shared_ptr<ssl::context> client_tls(bool verify, const std::optional<std::string>& ca) {
+std::shared_ptr<const castellan::tls::UpstreamTls> client_tls(bool verify, const std::optional<std::string>& ca) {
     std::string error;
-    auto context = castellan::tls::make_client_tls_context(verify, ca, error);
+    std::shared_ptr<const castellan::tls::UpstreamTls> context = castellan::tls::UpstreamTls::make(verify, ca, error);
     INFO(error);
     REQUIRE(context != nullptr);
     return context;
@@ -513,23 +513,24 @@ TEST_CASE("checker: https against a plain HTTP server fails the handshake", "[he
 }
 
 TEST_CASE("tls client context: a missing or empty CA file is refused with a reason", "[healthcheck][tls]") {
+    using castellan::tls::UpstreamTls;
     std::string error;
-    CHECK(castellan::tls::make_client_tls_context(true, std::string("/nonexistent/ca.pem"), error) == nullptr);
+    CHECK(UpstreamTls::make(true, std::string("/nonexistent/ca.pem"), error) == nullptr);
     CHECK_THAT(error, Catch::Contains("/nonexistent/ca.pem"));
 
     TempFile garbage("garbage.pem", "not a certificate\n");
     error.clear();
-    CHECK(castellan::tls::make_client_tls_context(false, garbage.path.string(), error) == nullptr);
+    CHECK(UpstreamTls::make(false, garbage.path.string(), error) == nullptr);
     CHECK_FALSE(error.empty());
 
     error.clear();
-    auto context = castellan::tls::make_client_tls_context(false, std::nullopt, error);
+    auto context = UpstreamTls::make(false, std::nullopt, error);
     REQUIRE(context != nullptr);
     CHECK(error.empty());
     CHECK(SSL_CTX_get_min_proto_version(context->native_handle()) == TLS1_2_VERSION);
     CHECK(SSL_CTX_get_verify_mode(context->native_handle()) == SSL_VERIFY_NONE);
 
-    auto verifying = castellan::tls::make_client_tls_context(true, std::nullopt, error);
+    auto verifying = UpstreamTls::make(true, std::nullopt, error);
     REQUIRE(verifying != nullptr);
     CHECK(SSL_CTX_get_verify_mode(verifying->native_handle()) == SSL_VERIFY_PEER);
 }
