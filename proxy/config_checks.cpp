@@ -66,9 +66,6 @@ std::vector<conf::ConfigError> check_supported(const conf::Config& config) {
     for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
         const auto& service = config.virtual_services[s];
         const std::string at = fmt::format("/virtual_services/{}", s);
-        if (service.mode == conf::Mode::http) {
-            errors.push_back({at + "/mode", "http mode is not available in this build yet; use \"tcp\""});
-        }
         if (service.persistence.type == conf::PersistenceKind::cookie) {
             errors.push_back({at + "/persistence/type", "cookie persistence is not available in this build yet"});
         }

@@ -18,8 +18,8 @@ namespace castellan::proxy {
 // Reads files; no network, no DNS. Any thread.
 std::vector<conf::ConfigError> check_named_files(const conf::Config& config);
 
-// Errors for what the config asks and this build cannot do yet (http mode,
-// cookie persistence): refused, never served as plain
+// Errors for what the config asks and this build cannot do yet (cookie
+// persistence): refused, never served as plain
 // TCP. Pure.
 std::vector<conf::ConfigError> check_supported(const conf::Config& config);
 

@@ -104,11 +104,23 @@ struct TlsCounters {
     }
 };
 
+// The responses of an http-mode service by status class (1xx to 5xx; index 0
+// counts requests that got none: the client left first). Once per request, by
+// any worker, so shared atomics.
+struct HttpCounters {
+    std::array<std::atomic<std::uint64_t>, 6> responses{};
+    void count_response(unsigned status) {
+        const std::size_t index = status >= 100 && status < 600 ? status / 100 : 0;
+        responses[index].fetch_add(1, std::memory_order_relaxed);
+    }
+};
+
 // One virtual service, by name.
 struct ServiceState {
     explicit ServiceState(std::size_t workers) : traffic(workers) {}
     TrafficCounters traffic;
     TlsCounters tls;
+    HttpCounters http;
     // Slots taken by accepted connections and pending accepts, for
     // max_connections: connections of every generation count.
     std::atomic<std::int64_t> accept_slots{0};

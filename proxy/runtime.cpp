@@ -238,7 +238,10 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
 
         if (vs.tls && vs.tls->mode != conf::TlsMode::passthrough) {
             std::vector<tls::TlsConfigError> tls_errors;
-            service->server_tls = tls::ServerTls::make(*vs.tls, runtime->ticket_keys, {}, tls_errors);
+            // http mode says so in ALPN: a client offering h2 first then speaks HTTP/1.1.
+            std::vector<std::string> alpn;
+            if (vs.mode == conf::Mode::http) alpn.push_back("http/1.1");
+            service->server_tls = tls::ServerTls::make(*vs.tls, runtime->ticket_keys, std::move(alpn), tls_errors);
             for (auto& error : tls_errors) {
                 errors.push_back({fmt::format("/virtual_services/{}/tls{}", s, error.path), std::move(error.message)});
             }

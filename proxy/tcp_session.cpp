@@ -1,6 +1,7 @@
 #include "proxy/tcp_session.hpp"
 
 #include "proxy/client_hello_reader.hpp"
+#include "proxy/session_common.hpp"
 #include "proxy/log.hpp"
 #include "proxy/transfer.hpp"
 #include "proxy/socket_options.hpp"
@@ -24,23 +25,6 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-persistence::ClientKey client_key_of(const tcp::endpoint& endpoint) {
-    auto address = endpoint.address();
-    if (address.is_v4()) {
-        auto bytes = address.to_v4().to_bytes();
-        return persistence::client_key_from_v4(std::span<const std::uint8_t, 4>(bytes));
-    }
-    auto bytes = address.to_v6().to_bytes();
-    return persistence::client_key_from_v6(std::span<const std::uint8_t, 16>(bytes));
-}
-
-std::string endpoint_text(const tcp::endpoint& endpoint) {
-    auto address = endpoint.address();
-    // fmt rather than operator+ chains, on which g++ 12 warns falsely (-Wrestrict).
-    if (address.is_v6()) return fmt::format("[{}]:{}", address.to_string(), endpoint.port());
-    return fmt::format("{}:{}", address.to_string(), endpoint.port());
-}
-
 const char* describe(const PumpEnd& end, const char* side) {
     switch (end.kind) {
         case PumpEnd::Kind::eof: return side;
@@ -49,44 +33,6 @@ const char* describe(const PumpEnd& end, const char* side) {
         case PumpEnd::Kind::cancelled: return "cancelled";
     }
     return "unknown";
-}
-
-// Holds a count up for the life of a scope.
-template <typename Counter>
-class CountedScope {
-public:
-    explicit CountedScope(std::atomic<Counter>& counter) : counter_(counter) {
-        counter_.fetch_add(1, std::memory_order_relaxed);
-    }
-    ~CountedScope() { counter_.fetch_sub(1, std::memory_order_relaxed); }
-    CountedScope(const CountedScope&) = delete;
-    CountedScope& operator=(const CountedScope&) = delete;
-
-private:
-    std::atomic<Counter>& counter_;
-};
-
-// What a `close` line says beyond its names, for a connection that reached a
-// real server.
-struct CloseFigures {
-    std::uint64_t bytes_in = 0;
-    std::uint64_t bytes_out = 0;
-    std::int64_t duration_ms = 0;
-};
-
-// One `close` line (INTERFACE.md): vs client server [sni] [bytes_in bytes_out
-// duration_ms] reason. `sni` only for passthrough services. A plain function, so
-// that its temporaries take no room in the session's coroutine frame, which lives
-// as long as the connection.
-void log_close(log::Level level, const ServiceRuntime& service, const tcp::endpoint& client, std::string_view server,
-               const std::optional<std::string_view>& sni, std::string_view reason, const CloseFigures* figures) {
-    log::Line line(level, "close");
-    line.kv("vs", service.config.name).kv("client", endpoint_text(client)).kv("server", server);
-    if (sni) line.kv("sni", *sni);
-    if (figures) {
-        line.kv("bytes_in", figures->bytes_in).kv("bytes_out", figures->bytes_out).kv("duration_ms", figures->duration_ms);
-    }
-    line.kv("reason", reason);
 }
 
 // The `sni` of a close line: none for a plain service, "-" for a TLS client
@@ -99,23 +45,6 @@ std::optional<std::string_view> sni_of(const ClientHelloRead* hello, SSL* client
         return name ? std::string_view(name) : std::string_view("-");
     }
     return std::nullopt;
-}
-
-// One `tls_handshake_failed` line, the failure counted by reason, and the
-// connection's `close` line.
-void log_handshake_failure(const ServiceRuntime& service, const tcp::endpoint& client,
-                           std::optional<std::string_view> sni, tls::HandshakeFailure failure, std::string_view detail,
-                           std::string_view close_reason, conf::AccessLog access_log) {
-    service.state->tls.count_failure(failure);
-    log::Line(log::Level::warn, "tls_handshake_failed")
-        .kv("vs", service.config.name)
-        .kv("client", endpoint_text(client))
-        .kv("sni", sni.value_or("-"))
-        .kv("reason", tls::to_string(failure))
-        .kv("detail", detail);
-    if (access_log != conf::AccessLog::off) {
-        log_close(log::Level::warn, service, client, "-", sni.value_or("-"), close_reason, nullptr);
-    }
 }
 
 tls::HandshakeFailure failure_of(ClientHelloRead::Result result) {
@@ -145,37 +74,6 @@ net::awaitable<std::unique_ptr<ClientHelloRead>> read_passthrough_hello(tcp::soc
     }
     log_handshake_failure(service, client_endpoint, std::string_view("-"), failure_of(hello->result), hello->reason,
                           to_string(hello->result), access_log);
-    co_return nullptr;
-}
-
-// A terminating service's first step: the client's TLS handshake, under the
-// handshake deadline. Null when it failed (then logged and counted here). Its
-// own coroutine, so that the handshake's state is gone from memory once done.
-net::awaitable<tls::SslPtr> accept_tls(tcp::socket& client, const tcp::endpoint& client_endpoint,
-                                       const ServiceRuntime& service, const LiveSession& live,
-                                       conf::AccessLog access_log) {
-    tls::SslPtr session = service.server_tls->new_session(client);
-    if (!session) {
-        log::Line(log::Level::error, "tls_session_failed").kv("vs", service.config.name).kv("error", "out of memory");
-        co_return nullptr;
-    }
-    std::string server_name;  // what the ClientHello asked for, kept for a failure's log
-    tls::ServerTls::record_server_name(session.get(), &server_name);
-    tls::HandshakeResult result = co_await tls::handshake(client, session.get());
-    tls::ServerTls::record_server_name(session.get(), nullptr);
-    if (result.ok()) {
-        auto& counter = SSL_session_reused(session.get()) ? service.state->tls.resumed : service.state->tls.full;
-        counter.fetch_add(1, std::memory_order_relaxed);
-        co_return session;
-    }
-    if (live.closed_because) {
-        result.failure = tls::HandshakeFailure::timeout;
-        result.detail = "no complete handshake within the handshake timeout";
-    }
-    const char* close_reason = result.failure == tls::HandshakeFailure::timeout ? "handshake_timeout"
-                                                                                : "tls_handshake_failed";
-    log_handshake_failure(service, client_endpoint, server_name.empty() ? "-" : std::string_view(server_name),
-                          result.failure, result.detail, close_reason, access_log);
     co_return nullptr;
 }
 

@@ -2,6 +2,7 @@
 
 #include "proxy/log.hpp"
 #include "proxy/system_limits.hpp"
+#include "proxy/http_session.hpp"
 #include "proxy/tcp_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -192,8 +193,12 @@ net::awaitable<void> Worker::accept_loop(std::shared_ptr<Listener> listener_owne
             co_return;
         }
         SessionEnvironment environment{index_, PumpTools{std::span<char>(scratch_), &pipes_, pump_kind_}, sessions_, live_sessions_};
-        net::co_spawn(io_, run_counted(run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment),
-                                         std::move(slot_owner), slots),
+        // The session for the service's mode (tcp: bytes, TLS or not; http:
+        // requests), chosen once, at accept.
+        auto session = current->config.mode == conf::Mode::http
+                           ? run_http_session(std::move(socket), peer, std::move(runtime), *current, environment)
+                           : run_tcp_session(std::move(socket), peer, std::move(runtime), *current, environment);
+        net::co_spawn(io_, run_counted(std::move(session), std::move(slot_owner), slots),
                       [](std::exception_ptr failure) {
                           if (!failure) return;
                           try {

@@ -126,6 +126,19 @@ std::string metrics_text(const nlohmann::json& status) {
         }
     }
     {
+        Family family(out, "castellan_http_responses_total", "counter",
+                      "Responses of http-mode services by status class (none: the client left before one).");
+        for (const auto& service : services) {
+            const auto& http = service.value("http", nlohmann::json());
+            if (!http.is_object()) continue;
+            const auto responses = http.value("responses", nlohmann::json::object());
+            for (const auto& [status_class, count] : responses.items()) {
+                family.sample(fmt::format("{},class=\"{}\"", service_labels(service), escaped(status_class)),
+                              count.is_number() ? count.get<std::uint64_t>() : 0);
+            }
+        }
+    }
+    {
         Family family(out, "castellan_real_server_state", "gauge",
                       "1 for the real server's current state (up, down, draining, disabled), 0 for the others.");
         for_each_server(services, [&](const nlohmann::json& service, const nlohmann::json& server) {

@@ -58,6 +58,18 @@ nlohmann::json tls_json(const ServiceRuntime& service) {
             {"handshake_failures", std::move(failures)}};
 }
 
+// An http-mode service's responses by status class ("none": the client left
+// before any).
+nlohmann::json http_json(const ServiceRuntime& service) {
+    const HttpCounters& counters = service.state->http;
+    nlohmann::json responses = nlohmann::json::object();
+    responses["none"] = counters.responses[0].load(std::memory_order_relaxed);
+    for (std::size_t i = 1; i < counters.responses.size(); ++i) {
+        responses[std::to_string(i) + "xx"] = counters.responses[i].load(std::memory_order_relaxed);
+    }
+    return {{"responses", std::move(responses)}};
+}
+
 }  // namespace
 
 std::string history_key(const ServiceRuntime& service) { return service.config.name; }
@@ -89,6 +101,7 @@ nlohmann::json status_json(const Runtime& runtime, const ConfigStatus& config, s
         };
         for (const auto& counter : service_counters) entry[counter.key] = counter.read(*service->state);
         if (service->config.tls) entry["tls"] = tls_json(*service);
+        if (service->config.mode == conf::Mode::http) entry["http"] = http_json(*service);
         if (history) entry["rates"] = rates_of(*history, history_key(*service));
         entry["real_servers"] = std::move(servers);
         services.push_back(std::move(entry));

@@ -1,0 +1,451 @@
+#include "proxy/http_session.hpp"
+
+#include "proxy/http_head.hpp"
+#include "proxy/log.hpp"
+#include "proxy/session_common.hpp"
+#include "proxy/stream_io.hpp"
+#include "proxy/transfer.hpp"
+#include "proxy/upstream_connect.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <span>
+#include <string_view>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace castellan::proxy {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use = net::as_tuple(net::use_awaitable);
+// How much one read takes from a socket, and the most of a body held at once
+// per direction: bodies are streamed through this, never held whole.
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t body_chunk = 16 * 1024;
+// A real server's response head may be this large (the client's limit is the
+// config's http.max_header_bytes).
+constexpr std::uint32_t response_header_limit = 64 * 1024;
+
+using RequestParser = bhttp::request_parser<bhttp::buffer_body>;
+using ResponseParser = bhttp::response_parser<bhttp::buffer_body>;
+
+// Where the bytes read from one side wait to be parsed, and what was read.
+struct Inbound {
+    Inbound(StreamSide side, ByteSink sink, Activity* activity) : side(side), sink(sink), activity(activity) {}
+    StreamSide side;
+    ByteSink sink;
+    Activity* activity = nullptr;
+    beast::flat_buffer buffer;
+    std::uint64_t bytes = 0;  // read from `side` since the current request began
+};
+
+// Reads once more from `in`'s side into its buffer.
+net::awaitable<boost::system::error_code> fill(Inbound& in) {
+    auto space = in.buffer.prepare(read_chunk);
+    boost::system::error_code error;
+    const std::size_t got = co_await read_some(in.side, static_cast<char*>(space.data()), space.size(), error);
+    in.buffer.commit(got);
+    if (got > 0) {
+        in.bytes += got;
+        in.sink.add(got);
+        in.activity->last = std::chrono::steady_clock::now();
+    }
+    co_return error;
+}
+
+// Parses a message head from `in`, reading as needed; the bytes after it stay
+// in the buffer.
+template <typename Parser>
+net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser) {
+    for (;;) {
+        if (in.buffer.size() > 0) {
+            boost::system::error_code error;
+            const std::size_t used = parser.put(in.buffer.data(), error);
+            in.buffer.consume(used);
+            if (parser.is_header_done()) co_return boost::system::error_code();
+            if (error && error != bhttp::error::need_more) co_return error;
+        }
+        const boost::system::error_code error = co_await fill(in);
+        if (error) co_return error;
+    }
+}
+
+// Writes `data` to `to`, as one chunk of the chunked coding when `chunked`.
+net::awaitable<bool> write_body_piece(StreamSide to, const char* data, std::size_t size, bool chunked) {
+    if (!chunked) co_return co_await write_all(to, net::buffer(data, size));
+    const std::string size_line = fmt::format("{:x}\r\n", size);
+    static constexpr std::string_view crlf = "\r\n";
+    const std::array<net::const_buffer, 3> pieces{net::buffer(size_line), net::buffer(data, size), net::buffer(crlf)};
+    co_return co_await write_all(to, std::span<const net::const_buffer>(pieces));
+}
+
+// Moves the body `parser` reads from `in` to `to`, re-chunked when `chunked_out`
+// (a chunked body is decoded by the parser and coded anew: the receiver sees
+// the framing castellan understood). A body that ends with the connection ends
+// at `in`'s EOF. False when either side failed or the framing was invalid.
+template <typename Parser>
+net::awaitable<bool> relay_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out, std::vector<char>& chunk,
+                                std::uint64_t& written) {
+    if (chunk.empty()) chunk.resize(body_chunk);
+    while (!parser.is_done()) {
+        auto& body = parser.get().body();
+        body.data = chunk.data();
+        body.size = chunk.size();
+        boost::system::error_code error;
+        std::size_t used = 0;
+        if (in.buffer.size() > 0) {
+            used = parser.put(in.buffer.data(), error);
+            in.buffer.consume(used);
+        }
+        if (error == bhttp::error::need_buffer) error = {};
+        const std::size_t got = chunk.size() - body.size;
+        if (got > 0) {
+            if (!co_await write_body_piece(to, chunk.data(), got, chunked_out)) co_return false;
+            written += got;
+        }
+        if (error && error != bhttp::error::need_more) co_return false;  // bad chunk framing, ...
+        if (parser.is_done()) break;
+        if (used > 0 || got > 0) continue;
+        const boost::system::error_code read_error = co_await fill(in);
+        if (read_error == net::error::eof) {
+            parser.put_eof(error);  // completes a body that ends with the connection
+            if (error) co_return false;
+        } else if (read_error) {
+            co_return false;
+        }
+    }
+    if (chunked_out) {
+        static constexpr std::string_view last_chunk = "0\r\n\r\n";
+        if (!co_await write_all(to, net::buffer(last_chunk))) co_return false;
+    }
+    co_return true;
+}
+
+http::BodyFraming request_framing(const RequestParser& parser) {
+    if (parser.chunked()) return {http::Framing::chunked, 0};
+    if (auto length = parser.content_length(); length && *length > 0) return {http::Framing::content_length, *length};
+    return {};
+}
+
+// What the client asked, for the response side.
+struct RequestFacts {
+    bool head_method = false;
+    unsigned version = 11;
+    bool keep_alive = true;
+};
+
+// How one exchange ended.
+struct Exchange {
+    enum class Result { done, upgrade, bad_gateway, client_gone } result = Result::done;
+    unsigned status = 0;
+    bool keep_alive = false;
+    std::uint64_t bytes_out = 0;  // written to the client
+    bool upload_done = false;
+};
+
+// The request's body, client to server. On failure it cancels the server's
+// socket so that the response side stops too.
+net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, bool chunked_out,
+                            std::vector<char>& chunk, Exchange& exchange) {
+    std::uint64_t written = 0;
+    bool ok = true;
+    if (!request.is_done()) ok = co_await relay_body(from_client, request, to, chunked_out, chunk, written);
+    exchange.upload_done = ok;
+    if (!ok) {
+        boost::system::error_code ignored;
+        to.socket->cancel(ignored);
+    }
+}
+
+// The response, server to client: interim 1xx heads passed on, then the final
+// head and its body. A response complete before the request body is stops
+// the upload (the client connection then closes).
+net::awaitable<void> download(Inbound& from_server, StreamSide to, const RequestFacts& request,
+                              std::vector<char>& chunk, Exchange& exchange) {
+    for (;;) {
+        ResponseParser response;
+        response.header_limit(response_header_limit);
+        response.body_limit(boost::none);
+        if (request.head_method) response.skip(true);
+        const boost::system::error_code error = co_await read_head(from_server, response);
+        if (error) {
+            exchange.result = Exchange::Result::bad_gateway;
+            co_return;
+        }
+        const auto& head = response.get().base();
+        exchange.status = head.result_int();
+        if (exchange.status == 101) {
+            const std::string text = http::forwarded_response(head, {}, true, request.version);
+            const bool written = co_await write_all(to, net::buffer(text));
+            exchange.result = written ? Exchange::Result::upgrade : Exchange::Result::client_gone;
+            exchange.bytes_out += text.size();
+            co_return;
+        }
+        if (exchange.status < 200) {
+            // 100 Continue and friends: passed on, then the final response follows.
+            const std::string text = http::forwarded_response(head, {}, true, request.version);
+            if (!co_await write_all(to, net::buffer(text))) {
+                exchange.result = Exchange::Result::client_gone;
+                co_return;
+            }
+            exchange.bytes_out += text.size();
+            continue;
+        }
+        const bool body_follows = !(request.head_method || exchange.status == 204 || exchange.status == 304);
+        http::BodyFraming framing;
+        if (response.chunked()) {
+            framing = {http::Framing::chunked, 0};
+        } else if (auto length = response.content_length()) {
+            framing = {http::Framing::content_length, *length};
+        } else if (body_follows) {
+            framing = {http::Framing::until_close, 0};
+        }
+        exchange.keep_alive =
+            request.keep_alive && response.keep_alive() && framing.framing != http::Framing::until_close;
+        const std::string text = http::forwarded_response(head, framing, exchange.keep_alive, request.version);
+        if (!co_await write_all(to, net::buffer(text))) {
+            exchange.result = Exchange::Result::client_gone;
+            co_return;
+        }
+        exchange.bytes_out += text.size();
+        if (body_follows && !response.is_done()) {
+            std::uint64_t written = 0;
+            const bool ok = co_await relay_body(from_server, response, to, framing.framing == http::Framing::chunked,
+                                                chunk, written);
+            exchange.bytes_out += written;
+            if (!ok) {
+                exchange.result = Exchange::Result::client_gone;
+                exchange.keep_alive = false;
+                co_return;
+            }
+        }
+        if (!exchange.upload_done) {
+            // The server answered before the whole request body: what is left of
+            // it cannot be told from a next request, so the connection ends; stop
+            // the upload wherever it waits.
+            exchange.keep_alive = false;
+            boost::system::error_code ignored;
+            to.socket->cancel(ignored);
+            from_server.side.socket->cancel(ignored);
+        }
+        co_return;
+    }
+}
+
+// One `request` line (INTERFACE.md): a plain function, so that its temporaries
+// take no room in the session's frame.
+void log_request(conf::AccessLog access_log, const ServiceRuntime& service, const tcp::endpoint& client,
+                 std::string_view server, std::string_view method, std::string_view target, unsigned status,
+                 std::uint64_t bytes_in, std::uint64_t bytes_out, std::chrono::steady_clock::time_point started,
+                 std::string_view reason) {
+    if (access_log == conf::AccessLog::off) return;
+    if (access_log == conf::AccessLog::errors && status < 500 && reason.empty()) return;
+    const auto duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    log::Line line(status >= 500 || !reason.empty() ? log::Level::warn : log::Level::info, "request");
+    line.kv("vs", service.config.name)
+        .kv("client", endpoint_text(client))
+        .kv("server", server)
+        .kv("method", method.empty() ? std::string_view("-") : method)
+        .kv("path", target.empty() ? std::string_view("-") : http::path_of(target))
+        .kv("status", static_cast<std::uint64_t>(status))
+        .kv("bytes_in", bytes_in)
+        .kv("bytes_out", bytes_out)
+        .kv("duration_ms", static_cast<std::int64_t>(duration));
+    if (!reason.empty()) line.kv("reason", reason);
+}
+
+// castellan's own answer, then the end of the connection.
+net::awaitable<std::uint64_t> answer_error(StreamSide client, bhttp::status status) {
+    const std::string text = http::error_response(status);
+    co_await write_all(client, net::buffer(text));
+    co_return text.size();
+}
+
+// The status castellan answers a request head that did not parse, or none
+// (the client closed or timed out: nobody to answer).
+std::optional<bhttp::status> status_for_head_error(const boost::system::error_code& error) {
+    if (error == bhttp::error::header_limit) return bhttp::status::request_header_fields_too_large;
+    if (error.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+        return bhttp::status::bad_request;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_endpoint,
+                                      std::shared_ptr<const Runtime> runtime, ServiceRuntime& service,
+                                      SessionEnvironment environment) {
+    const conf::AccessLog access_log = runtime->config.access_log;
+    CountedScope live(environment.live_sessions);
+    auto& service_traffic = service.state->traffic;
+    CountedScope service_active(service_traffic.active);
+    service_traffic.total.fetch_add(1, std::memory_order_relaxed);
+    const auto key = client_key_of(client_endpoint);
+
+    LiveSession live_session{&service, nullptr, &client, nullptr};
+    RegisteredSession registered(environment.registry, live_session);
+
+    tls::SslPtr client_tls;  // declared after `client`: freed before it
+    if (service.server_tls) {
+        live_session.phase_deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(service.config.timeouts.handshake_ms);
+        live_session.phase_timeout = "handshake_timeout";
+        client_tls = co_await accept_tls(client, client_endpoint, service, live_session, conf::AccessLog::off);
+        if (!client_tls) co_return;
+        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
+    }
+
+    // Idle between requests and while bodies stream: one deadline pushed by
+    // bytes either way (the sweep reads `activity`).
+    Activity activity;
+    live_session.activity = &activity;
+    live_session.idle = std::chrono::seconds(service.config.timeouts.idle_s);
+
+    auto& service_bytes = service_traffic.bytes.slot(environment.worker);
+    const StreamSide client_side{&client, client_tls.get()};
+    Inbound from_client{client_side, ByteSink{&service_bytes.in, nullptr}, &activity};
+    std::unique_ptr<UpstreamConnection> upstream;
+    std::optional<Inbound> from_server;
+    std::optional<CountedScope<std::uint32_t>> server_active;
+    std::vector<char> upload_chunk, download_chunk;
+    const std::string client_address = client_endpoint.address().to_string();
+    const bool forwarded_for = service.config.http.x_forwarded_for;
+    boost::system::error_code ignored;
+
+    for (;;) {
+        // The head's deadline starts with its first byte: an idle keep-alive
+        // connection waits under idle_s only.
+        if (from_client.buffer.size() == 0 && !(client_tls && SSL_has_pending(client_tls.get()))) {
+            auto [wait_error] = co_await client.async_wait(tcp::socket::wait_read, use);
+            if (wait_error) break;
+        }
+        const auto started = std::chrono::steady_clock::now();
+        live_session.phase_deadline = started + std::chrono::milliseconds(service.config.timeouts.client_header_ms);
+        live_session.phase_timeout = "client_header_timeout";
+        from_client.bytes = 0;
+        RequestParser request;
+        request.header_limit(static_cast<std::uint32_t>(service.config.http.max_header_bytes));
+        request.body_limit(boost::none);
+        const boost::system::error_code head_error = co_await read_head(from_client, request);
+        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
+        const std::string_view server_name = upstream ? std::string_view(upstream->server->config.name) : "-";
+        if (head_error) {
+            if (from_client.bytes == 0 && from_client.buffer.size() == 0) break;  // closed between requests
+            const auto status = status_for_head_error(head_error);
+            std::uint64_t sent = 0;
+            if (status) sent = co_await answer_error(client_side, *status);
+            const char* reason = live_session.closed_because ? live_session.closed_because
+                                 : status                     ? "bad_request"
+                                                              : "client_closed";
+            log_request(access_log, service, client_endpoint, server_name, {}, {}, status ? static_cast<unsigned>(*status) : 0,
+                        from_client.bytes, sent, started, reason);
+            break;
+        }
+        const auto& head = request.get().base();
+        if (auto refusal = http::check_request(head, request.chunked())) {
+            const std::uint64_t sent = co_await answer_error(client_side, refusal->status);
+            log_request(access_log, service, client_endpoint, server_name, head.method_string(), head.target(),
+                        static_cast<unsigned>(refusal->status), from_client.bytes, sent, started, refusal->reason);
+            break;
+        }
+
+        if (!upstream) {
+            const char* failure = nullptr;
+            upstream = co_await connect_upstream(service, key, failure);
+            if (!upstream) {
+                const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
+                log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
+                            from_client.bytes, sent, started, failure);
+                break;
+            }
+            auto& server = *upstream->server;
+            server.state->traffic.total.fetch_add(1, std::memory_order_relaxed);
+            server_active.emplace(server.state->traffic.active);
+            auto& server_bytes = server.state->traffic.bytes.slot(environment.worker);
+            from_client.sink.server = &server_bytes.in;
+            from_server.emplace(StreamSide{&upstream->socket, upstream->tls.get()},
+                                ByteSink{&service_bytes.out, &server_bytes.out}, &activity);
+            live_session.server = &server;
+            live_session.backend = &upstream->socket;
+        }
+        const StreamSide server_side = from_server->side;
+        const std::string_view server_now = upstream->server->config.name;
+
+        const http::BodyFraming framing = request_framing(request);
+        const std::string forwarded = http::forwarded_request(head, framing, forwarded_for, client_address,
+                                                              client_tls != nullptr);
+        const RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive()};
+        Exchange exchange;
+        from_server->bytes = 0;
+        const bool head_sent = co_await write_all(server_side, net::buffer(forwarded));
+        if (!head_sent) {
+            exchange.result = Exchange::Result::bad_gateway;
+        } else {
+            co_await (upload(from_client, request, server_side, framing.framing == http::Framing::chunked, upload_chunk,
+                             exchange) &&
+                      download(*from_server, client_side, facts, download_chunk, exchange));
+        }
+        if (exchange.result == Exchange::Result::bad_gateway) {
+            exchange.bytes_out += co_await answer_error(client_side, bhttp::status::bad_gateway);
+            exchange.status = 502;
+            exchange.keep_alive = false;
+        }
+        service.state->http.count_response(exchange.status);
+        const char* reason = exchange.result == Exchange::Result::client_gone ? "client_closed"
+                             : live_session.closed_because                      ? live_session.closed_because
+                                                                                : "";
+        log_request(access_log, service, client_endpoint, server_now, head.method_string(), head.target(),
+                    exchange.status, from_client.bytes, exchange.bytes_out, started, reason);
+
+        if (exchange.result == Exchange::Result::upgrade) {
+            // A 101: from here, bytes both ways untouched, what each side sent
+            // early first.
+            const auto early_up = from_client.buffer.data();
+            const auto early_down = from_server->buffer.data();
+            const bool flushed_up = co_await write_all(server_side, net::const_buffer(early_up));
+            if (!flushed_up) break;
+            const bool flushed_down = co_await write_all(client_side, net::const_buffer(early_down));
+            if (!flushed_down) break;
+            Transfer transfer(client_side, server_side, environment.pump_tools, from_client.sink, from_server->sink);
+            live_session.activity = &transfer.activity();
+            co_await transfer.async_run(net::as_tuple(net::use_awaitable));
+            live_session.activity = &activity;
+            break;
+        }
+        if (exchange.result != Exchange::Result::done || !exchange.upload_done || !exchange.keep_alive ||
+            live_session.closed_because) {
+            break;
+        }
+        // A response that ended before its request body: the rest of that body
+        // cannot be told from a next request.
+        if (!request.is_done()) break;
+    }
+
+    client.close(ignored);
+    if (upstream) {
+        upstream->socket.close(ignored);
+        if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+    }
+}
+
+}  // namespace castellan::proxy

@@ -1,0 +1,168 @@
+#include "proxy/http_head.hpp"
+
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/empty_body.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+namespace http = castellan::proxy::http;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// Parses a request head as the session does; `chunked` says what the parser saw.
+struct Parsed {
+    http::RequestHead head;
+    bool chunked = false;
+    boost::system::error_code error;
+};
+
+Parsed parse(const std::string& text) {
+    bhttp::request_parser<bhttp::empty_body> parser;
+    parser.eager(false);
+    parser.body_limit(boost::none);  // as the session: Outlook Anywhere announces 1 GiB
+    Parsed parsed;
+    parser.put(boost::asio::buffer(text), parsed.error);
+    if (!parsed.error || parsed.error == bhttp::error::need_more || parsed.error == bhttp::error::unexpected_body) {
+        parsed.head = parser.get().base();
+        parsed.chunked = parser.chunked();
+        if (parser.is_header_done()) parsed.error = {};
+    }
+    return parsed;
+}
+
+std::optional<unsigned> refusal_of(const std::string& text) {
+    const Parsed parsed = parse(text);
+    REQUIRE_FALSE(parsed.error);
+    auto refusal = http::check_request(parsed.head, parsed.chunked);
+    if (!refusal) return std::nullopt;
+    return static_cast<unsigned>(refusal->status);
+}
+
+}  // namespace
+
+TEST_CASE("http head: ordinary requests pass", "[http]") {
+    CHECK_FALSE(refusal_of("GET /owa/ HTTP/1.1\r\nHost: mail.contoso.com\r\n\r\n"));
+    CHECK_FALSE(refusal_of("GET / HTTP/1.0\r\n\r\n"));
+    CHECK_FALSE(refusal_of("RPC_IN_DATA /rpc/rpcproxy.dll?cas1:6001 HTTP/1.1\r\nHost: mail.contoso.com\r\n"
+                           "Content-Length: 1073741824\r\n\r\n"));
+    CHECK_FALSE(refusal_of("POST /ews/exchange.asmx HTTP/1.1\r\nHost: mail:443\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    CHECK_FALSE(refusal_of("OPTIONS * HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"));
+    CHECK_FALSE(refusal_of("GET http://mail.contoso.com/owa HTTP/1.1\r\nHost: mail.contoso.com\r\n\r\n"));
+    CHECK_FALSE(refusal_of("PROPFIND /exchange/ HTTP/1.1\r\nHost: 192.168.0.30\r\n\r\n"));
+}
+
+TEST_CASE("http head: Host must be there once and valid in HTTP/1.1", "[http]") {
+    CHECK(refusal_of("GET / HTTP/1.1\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET / HTTP/1.1\r\nHost: a:x\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n") == 400u);
+}
+
+TEST_CASE("http head: only a lone chunked transfer coding passes", "[http]") {
+    CHECK(refusal_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") == 400u);
+    CHECK(refusal_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") == 400u);
+    CHECK(refusal_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n") == 400u);
+    CHECK(refusal_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n") == 400u);
+    CHECK(refusal_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n") == 400u);
+    CHECK_FALSE(refusal_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"));
+}
+
+TEST_CASE("http head: the parser itself refuses conflicting framing", "[http]") {
+    CHECK(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").error);
+    CHECK(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n").error);
+    CHECK(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").error);
+    CHECK(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n").error);
+    CHECK(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n").error);
+}
+
+TEST_CASE("http head: targets that do not fit their method are refused, CONNECT too", "[http]") {
+    CHECK(refusal_of("GET * HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET owa HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("CONNECT mail.contoso.com:443 HTTP/1.1\r\nHost: mail.contoso.com:443\r\n\r\n") == 405u);
+}
+
+TEST_CASE("http head: the forwarded request is written anew", "[http]") {
+    const Parsed parsed = parse(
+        "GET /owa/?a=1 HTTP/1.0\r\nHost: mail\r\nConnection: keep-alive, X-Private\r\nKeep-Alive: 300\r\n"
+        "X-Private: secret\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nX-Forwarded-Proto: ftp\r\n"
+        "TE: trailers\r\nProxy-Connection: keep-alive\r\nCookie: a=b\r\n\r\n");
+    REQUIRE_FALSE(parsed.error);
+    const std::string out = http::forwarded_request(parsed.head, {}, true, "192.168.1.57", true);
+    CHECK(out.rfind("GET /owa/?a=1 HTTP/1.1\r\n", 0) == 0);
+    CHECK(out.find("Host: mail\r\n") != std::string::npos);
+    CHECK(out.find("Cookie: a=b\r\n") != std::string::npos);
+    CHECK(out.find("X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.168.1.57\r\n") != std::string::npos);
+    CHECK(out.find("X-Forwarded-Proto: https\r\n") != std::string::npos);
+    CHECK(out.find("ftp") == std::string::npos);
+    for (const char* gone : {"Connection", "Keep-Alive", "X-Private", "TE:", "Proxy-Connection", "Content-Length"}) {
+        CHECK(out.find(gone) == std::string::npos);
+    }
+    CHECK(out.size() > 4);
+    CHECK(out.substr(out.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("http head: framing is castellan's own, and X-Forwarded-* left alone when off", "[http]") {
+    const Parsed parsed =
+        parse("POST /rpc HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
+    REQUIRE_FALSE(parsed.error);
+    const std::string chunked = http::forwarded_request(parsed.head, {http::Framing::chunked, 0}, false, "5.6.7.8", false);
+    CHECK(chunked.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+    CHECK(chunked.find("X-Forwarded-For: 1.2.3.4\r\n") != std::string::npos);
+    CHECK(chunked.find("5.6.7.8") == std::string::npos);
+    CHECK(chunked.find("X-Forwarded-Proto") == std::string::npos);
+    const std::string sized =
+        http::forwarded_request(parsed.head, {http::Framing::content_length, 1073741824}, false, "5.6.7.8", false);
+    CHECK(sized.find("Content-Length: 1073741824\r\n") != std::string::npos);
+    CHECK(sized.find("Transfer-Encoding") == std::string::npos);
+}
+
+TEST_CASE("http head: an upgrade request keeps its Connection and Upgrade", "[http]") {
+    const Parsed parsed =
+        parse("GET /ws HTTP/1.1\r\nHost: m\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    REQUIRE_FALSE(parsed.error);
+    const std::string out = http::forwarded_request(parsed.head, {}, true, "1.1.1.1", false);
+    CHECK(out.find("Connection: upgrade\r\nUpgrade: websocket\r\n") != std::string::npos);
+}
+
+TEST_CASE("http head: responses lose hop-by-hop fields and say how the connection goes on", "[http]") {
+    http::ResponseHead head;
+    head.result(bhttp::status::ok);
+    head.version(11);
+    head.set(bhttp::field::connection, "X-Hop");
+    head.insert("X-Hop", "1");
+    head.set(bhttp::field::keep_alive, "timeout=5");
+    head.set(bhttp::field::content_type, "text/html");
+    head.set(bhttp::field::transfer_encoding, "chunked");
+    const std::string kept = http::forwarded_response(head, {http::Framing::chunked, 0}, true, 11);
+    CHECK(kept.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(kept.find("Content-Type: text/html\r\n") != std::string::npos);
+    CHECK(kept.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+    CHECK(kept.find("X-Hop") == std::string::npos);
+    CHECK(kept.find("Keep-Alive") == std::string::npos);
+    CHECK(kept.find("Connection") == std::string::npos);
+    const std::string closing = http::forwarded_response(head, {http::Framing::content_length, 10}, false, 11);
+    CHECK(closing.find("Connection: close\r\n") != std::string::npos);
+    CHECK(closing.find("Content-Length: 10\r\n") != std::string::npos);
+    const std::string old_client = http::forwarded_response(head, {http::Framing::content_length, 10}, true, 10);
+    CHECK(old_client.find("Connection: keep-alive\r\n") != std::string::npos);
+}
+
+TEST_CASE("http head: castellan's own error responses close the connection", "[http]") {
+    const std::string out = http::error_response(bhttp::status::service_unavailable);
+    CHECK(out.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+    CHECK(out.find("Connection: close\r\n") != std::string::npos);
+    CHECK(out.find("Content-Length: 24\r\n") != std::string::npos);
+    CHECK(out.substr(out.size() - 24) == "503 Service Unavailable\n");
+}
+
+TEST_CASE("http head: the logged path has no query string", "[http]") {
+    CHECK(http::path_of("/owa/auth.owa?user=x&pw=y") == "/owa/auth.owa");
+    CHECK(http::path_of("/rpc/rpcproxy.dll") == "/rpc/rpcproxy.dll");
+    CHECK(http::path_of("*") == "*");
+}
