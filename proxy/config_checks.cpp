@@ -61,23 +61,8 @@ std::vector<conf::ConfigError> check_named_files(const conf::Config& config) {
     return errors;
 }
 
-std::vector<conf::ConfigError> check_supported(const conf::Config& config) {
-    std::vector<conf::ConfigError> errors;
-    for (std::size_t s = 0; s < config.virtual_services.size(); ++s) {
-        const auto& service = config.virtual_services[s];
-        const std::string at = fmt::format("/virtual_services/{}", s);
-        if (service.persistence.type == conf::PersistenceKind::cookie) {
-            errors.push_back({at + "/persistence/type", "cookie persistence is not available in this build yet"});
-        }
-    }
-    return errors;
-}
-
 std::vector<conf::ConfigError> check_before_start(const conf::Config& config) {
-    auto errors = check_supported(config);
-    auto file_errors = check_named_files(config);
-    errors.insert(errors.end(), file_errors.begin(), file_errors.end());
-    return errors;
+    return check_named_files(config);
 }
 
 }  // namespace castellan::proxy

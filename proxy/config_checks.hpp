@@ -1,5 +1,4 @@
-// What a start needs beyond a valid JSON document: the files the config names,
-// and only features this build implements. Shared by `--check`, the start and
+// What a start needs beyond a valid JSON document: the files the config names. Shared by `--check`, the start and
 // every reload, so that a config that passes `--check` starts and reloads.
 #pragma once
 
@@ -18,12 +17,7 @@ namespace castellan::proxy {
 // Reads files; no network, no DNS. Any thread.
 std::vector<conf::ConfigError> check_named_files(const conf::Config& config);
 
-// Errors for what the config asks and this build cannot do yet (cookie
-// persistence): refused, never served as plain
-// TCP. Pure.
-std::vector<conf::ConfigError> check_supported(const conf::Config& config);
-
-// Both checks above, supported features first.
+// What a start checks beyond the JSON (today: the named files).
 std::vector<conf::ConfigError> check_before_start(const conf::Config& config);
 
 // A secret file's content without surrounding whitespace (INTERFACE.md), or

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <ctime>
 
 namespace castellan::proxy::http {
 
@@ -220,7 +221,7 @@ std::string forwarded_request(const RequestHead& head, const BodyFraming& framin
 }
 
 std::string forwarded_response(const ResponseHead& head, const BodyFraming& framing, bool keep_alive,
-                               unsigned client_version) {
+                               unsigned client_version, std::string_view extra_fields) {
     std::string out;
     out.reserve(512);
     const unsigned status = head.result_int();
@@ -228,6 +229,7 @@ std::string forwarded_response(const ResponseHead& head, const BodyFraming& fram
     if (reason.empty()) reason = beast_http::obsolete_reason(head.result());
     out.append(fmt::format("HTTP/1.1 {} ", status)).append(reason).append("\r\n");
     append_end_to_end_fields(out, head, false);
+    out.append(extra_fields);
     if (status == 101) {
         out.append("Connection: upgrade\r\n");
         if (head.find(field::upgrade) != head.end()) out.append("Upgrade: ").append(head[field::upgrade]).append("\r\n");
@@ -237,6 +239,22 @@ std::string forwarded_response(const ResponseHead& head, const BodyFraming& fram
         out.append("Connection: keep-alive\r\n");
     }
     append_framing(out, framing);
+    out.append("\r\n");
+    return out;
+}
+
+std::string set_cookie_field(std::string_view name, std::string_view value, bool secure,
+                             std::optional<std::int64_t> expires_unix, std::int64_t max_age_s) {
+    std::string out = fmt::format("Set-Cookie: {}={}; Path=/; HttpOnly", name, value);
+    if (secure) out.append("; Secure");
+    if (expires_unix) {
+        const std::time_t when = static_cast<std::time_t>(*expires_unix);
+        std::tm utc{};
+        gmtime_r(&when, &utc);
+        char date[64];
+        const std::size_t size = std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+        out.append(fmt::format("; Max-Age={}; Expires=", max_age_s)).append(date, size);
+    }
     out.append("\r\n");
     return out;
 }

@@ -8,6 +8,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/fields.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,8 +60,16 @@ std::string forwarded_request(const RequestHead& head, const BodyFraming& framin
 // hop-by-hop fields dropped, `framing` written anew, `Connection: close` when
 // `keep_alive` is false (and `keep-alive` for an HTTP/1.0 client kept alive).
 // A 101 keeps its Connection and Upgrade fields.
+// `extra_fields`: whole field lines castellan adds ("Set-Cookie: ...\r\n").
 std::string forwarded_response(const ResponseHead& head, const BodyFraming& framing, bool keep_alive,
-                               unsigned client_version);
+                               unsigned client_version, std::string_view extra_fields = {});
+
+// The Set-Cookie field line of the persistence cookie: Path=/, HttpOnly,
+// Secure when the client came over TLS, and when `expires_unix` is set both
+// Max-Age (`max_age_s`) and Expires (older clients, Outlook 2010's WinINet
+// among them, know only Expires); without it, a session cookie.
+std::string set_cookie_field(std::string_view name, std::string_view value, bool secure,
+                             std::optional<std::int64_t> expires_unix, std::int64_t max_age_s);
 
 // A whole response of castellan's own (400, 431, 502, 503, ...): a short text
 // body, `Connection: close`.

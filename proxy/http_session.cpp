@@ -150,7 +150,43 @@ struct RequestFacts {
     bool head_method = false;
     unsigned version = 11;
     bool keep_alive = true;
+    std::string set_cookie;  // a Set-Cookie line for the final response, or empty
 };
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The persistence cookie a request carries, when it is valid and unexpired
+// (the first one of that name wins).
+std::optional<persistence::CookieCodec::Decoded> persistence_cookie(const http::RequestHead& head,
+                                                                    const ServiceRuntime& service,
+                                                                    std::int64_t now_unix) {
+    const auto [first, last] = head.equal_range(bhttp::field::cookie);
+    for (auto field = first; field != last; ++field) {
+        if (auto value = persistence::find_cookie(field->value(), service.config.persistence.cookie_name)) {
+            return service.cookie_codec->decode(*value, now_unix);
+        }
+    }
+    return std::nullopt;
+}
+
+// The Set-Cookie line a response needs so that the client's next request
+// names `server`: none when its valid cookie does already (and, for a cookie
+// with an expiry, has more than half its time left).
+std::string cookie_update(const ServiceRuntime& service, const std::optional<persistence::CookieCodec::Decoded>& cookie,
+                          const RealServerRuntime& server, bool secure, std::int64_t now_unix) {
+    const conf::Persistence& settings = service.config.persistence;
+    if (cookie && cookie->server == server.config.name) {
+        if (!settings.cookie_timeout_s) return {};
+        if (cookie->expires_unix && (*cookie->expires_unix - now_unix) * 2 >= *settings.cookie_timeout_s) return {};
+    }
+    std::optional<std::int64_t> expires;
+    if (settings.cookie_timeout_s) expires = now_unix + *settings.cookie_timeout_s;
+    return http::set_cookie_field(settings.cookie_name, service.cookie_codec->encode(server.config.name, expires),
+                                  secure, expires, settings.cookie_timeout_s.value_or(0));
+}
 
 // How one exchange ended.
 struct Exchange {
@@ -220,7 +256,8 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         }
         exchange.keep_alive =
             request.keep_alive && response.keep_alive() && framing.framing != http::Framing::until_close;
-        const std::string text = http::forwarded_response(head, framing, exchange.keep_alive, request.version);
+        const std::string text =
+            http::forwarded_response(head, framing, exchange.keep_alive, request.version, request.set_cookie);
         if (!co_await write_all(to, net::buffer(text))) {
             exchange.result = Exchange::Result::client_gone;
             co_return;
@@ -369,9 +406,17 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             break;
         }
 
+        // Cookie persistence: the first request's cookie chooses the server of
+        // the connection; any request whose cookie does not name it gets one.
+        const std::int64_t now_unix = unix_now();
+        std::optional<persistence::CookieCodec::Decoded> cookie;
+        if (service.cookie_codec) cookie = persistence_cookie(head, service, now_unix);
+
         if (!upstream) {
             const char* failure = nullptr;
-            upstream = co_await connect_upstream(service, key, failure);
+            std::optional<std::size_t> preferred;
+            if (cookie) preferred = service.index_of(cookie->server);
+            upstream = co_await connect_upstream(service, key, failure, preferred);
             if (!upstream) {
                 const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
                 log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
@@ -394,7 +439,10 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         const http::BodyFraming framing = request_framing(request);
         const std::string forwarded = http::forwarded_request(head, framing, forwarded_for, client_address,
                                                               client_tls != nullptr);
-        const RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive()};
+        RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {}};
+        if (service.cookie_codec) {
+            facts.set_cookie = cookie_update(service, cookie, *upstream->server, client_tls != nullptr, now_unix);
+        }
         Exchange exchange;
         from_server->bytes = 0;
         const bool head_sent = co_await write_all(server_side, net::buffer(forwarded));

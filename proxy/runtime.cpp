@@ -2,6 +2,7 @@
 
 #include "conf/address.hpp"
 #include "proxy/config_checks.hpp"
+#include "tls/hmac_sha256.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -212,6 +213,9 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
     net::io_context resolver_io;
     runtime->ticket_keys = previous && previous->ticket_keys ? previous->ticket_keys
                                                              : std::make_shared<tls::TicketKeyRing>();
+    runtime->random_cookie_secret = previous && previous->random_cookie_secret
+                                        ? previous->random_cookie_secret
+                                        : std::make_shared<const std::string>(tls::random_bytes(32));
 
     for (const auto& [name, group] : config.persistence_groups) {
         std::shared_ptr<persistence::SourceIpTable> table;
@@ -287,6 +291,20 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
             entries.push_back({rs.name, rs.weight});
         }
         service->scheduler = persistence::make_scheduler(vs.scheduler, std::move(entries));
+        if (vs.persistence.type == conf::PersistenceKind::cookie) {
+            std::shared_ptr<const std::string> secret = runtime->random_cookie_secret;
+            if (const auto& file = vs.persistence.cookie_secret_file) {
+                std::string error;
+                auto text = read_secret_file(*file, error);
+                if (!text) {
+                    errors.push_back({fmt::format("/virtual_services/{}/persistence/cookie_secret_file", s), error});
+                } else {
+                    secret = std::make_shared<const std::string>(std::move(*text));
+                }
+            }
+            service->cookie_codec = std::make_unique<persistence::CookieCodec>(
+                [secret](std::string_view message) { return tls::hmac_sha256(*secret, message); });
+        }
         if (vs.persistence.type == conf::PersistenceKind::source_ip) {
             if (vs.persistence.group) {
                 service->source_ip_table = runtime->persistence_groups.at(*vs.persistence.group);

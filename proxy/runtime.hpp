@@ -12,6 +12,7 @@
 #include "conf/config_parser.hpp"
 #include "healthcheck/monitor.hpp"
 #include "healthcheck/server_health.hpp"
+#include "persistence/cookie_codec.hpp"
 #include "persistence/scheduler.hpp"
 #include "persistence/source_ip_table.hpp"
 #include "proxy/lasting_state.hpp"
@@ -97,6 +98,9 @@ struct ServiceRuntime {
     std::unique_ptr<tls::ServerTls> server_tls;
     // tls.mode reencrypt: TLS towards the real servers. Null otherwise.
     std::unique_ptr<tls::UpstreamTls> upstream_tls;
+    // Cookie persistence: the cookie's seal, under cookie_secret_file or the
+    // process's random secret. Null otherwise.
+    std::unique_ptr<persistence::CookieCodec> cookie_codec;
 
     std::optional<std::size_t> index_of(std::string_view server_name) const;
 };
@@ -114,6 +118,9 @@ struct Runtime {
     // Session ticket keys of every terminating service, adopted by each reload
     // so that tickets issued before it still resume.
     std::shared_ptr<tls::TicketKeyRing> ticket_keys;
+    // The cookie secret of services without cookie_secret_file: random at
+    // start, adopted by each reload so that their cookies stay valid.
+    std::shared_ptr<const std::string> random_cookie_secret;
 
     // The service listening on `listen`, or null.
     ServiceRuntime* find_service(const conf::HostPort& listen) const;
@@ -133,7 +140,7 @@ using BuildResult = std::variant<std::shared_ptr<const Runtime>, std::vector<con
 // - a service's counters and max_connections slots: the same service name;
 // - persistence tables: the same group name (or service name, for a service's
 //   own table) and the same timeout and size;
-// - TLS session ticket keys: always.
+// - TLS session ticket keys and the random cookie secret: always.
 // Certificates and keys are read again from their files.
 // `workers` sizes the per-worker byte counters. Blocking (DNS, files): call it
 // off the workers and off the control loop; `previous` is only read.

@@ -103,7 +103,8 @@ void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boos
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                   const persistence::ClientKey& client,
-                                                                  const char*& failure) {
+                                                                  const char*& failure,
+                                                                  std::optional<std::size_t> preferred) {
     failure = "no_server_available";
     const std::size_t count = service.servers.size();
     const auto now = std::chrono::steady_clock::now();
@@ -116,8 +117,9 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
     }
 
     std::optional<std::size_t> next;
+    if (preferred && *preferred < count && eligible[*preferred]) next = preferred;
     auto* table = service.source_ip_table.get();
-    if (table) {
+    if (table && !next) {
         if (auto name = table->find(client, now)) {
             auto index = service.index_of(*name);
             if (index && eligible[*index]) next = index;

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <memory>
+#include <optional>
 
 namespace castellan::proxy {
 
@@ -20,7 +21,8 @@ struct UpstreamConnection {
 };
 
 // Connects to a real server of `service` for the client `client`:
-// 1. its persistent server, if it has one and that server is eligible;
+// 1. `preferred` (the server its persistence cookie names), else its
+//    source-IP persistent server, if it has one and that server is eligible;
 // 2. otherwise (and after each failure) the scheduler's pick among the eligible
 //    servers not yet tried by this connection.
 // Eligible = enabled and not skipped by passive health. Each attempt has
@@ -36,6 +38,7 @@ struct UpstreamConnection {
 // Runs on the connection's worker thread.
 boost::asio::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                           const persistence::ClientKey& client,
-                                                                          const char*& failure);
+                                                                          const char*& failure,
+                                                                          std::optional<std::size_t> preferred = std::nullopt);
 
 }  // namespace castellan::proxy

@@ -765,15 +765,15 @@ class CheckTest(ReloadTest):
         self.assertIn("/virtual_services/0/tls/certificates/0/key", result.stderr)
         self.assert_refused_at_start(config, "/virtual_services/0/tls/certificates/0/key")
 
-    def test_cookie_persistence_is_refused_at_check_and_start(self):
+    def test_a_missing_cookie_secret_is_refused_at_check_and_start(self):
         config = make_config([tcp_service("owa", free_port(), [("cas1", free_port())], mode="http",
-                                          persistence={"type": "cookie"})])
+                                          persistence={"type": "cookie", "cookie_secret_file": "/nonexistent/secret"})])
         result = self.check(config)
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertIn("/virtual_services/0/persistence/type", result.stderr)
-        self.assert_refused_at_start(config, "/virtual_services/0/persistence/type")
+        self.assertIn("/virtual_services/0/persistence/cookie_secret_file", result.stderr)
+        self.assert_refused_at_start(config, "/virtual_services/0/persistence/cookie_secret_file")
 
-    def test_a_bad_key_and_cookie_persistence_are_refused_at_reload(self):
+    def test_a_bad_key_and_a_missing_cookie_secret_are_refused_at_reload(self):
         if not self.have_openssl:
             self.skipTest("openssl is not installed")
         (cas1,) = self.named("cas1")
@@ -781,8 +781,9 @@ class CheckTest(ReloadTest):
         self.start(self.config([tcp_service("owa", port, [("cas1", cas1.port)])]))
         for service, path in (
             (self.tls_service(port, cas1.port, key=self.other_key), "/virtual_services/0/tls/certificates/0/key"),
-            (tcp_service("owa", port, [("cas1", cas1.port)], mode="http", persistence={"type": "cookie"}),
-             "/virtual_services/0/persistence/type"),
+            (tcp_service("owa", port, [("cas1", cas1.port)], mode="http",
+                         persistence={"type": "cookie", "cookie_secret_file": "/nonexistent/secret"}),
+             "/virtual_services/0/persistence/cookie_secret_file"),
         ):
             self.rewrite(self.config([service]))
             code, body = self.reload_api()

@@ -159,13 +159,14 @@ TEST_CASE("runtime: admin state and drain start are read as one value", "[proxy]
     CHECK(cell.load().state == AdminState::disabled);
 }
 
-TEST_CASE("runtime: a feature this build lacks is refused with its path", "[proxy][runtime]") {
+TEST_CASE("runtime: a missing cookie secret file is an error at its path", "[proxy][runtime]") {
     auto config = parse(R"({ "virtual_services": [
         { "name": "web", "listen": "127.0.0.1:1443", "mode": "http",
+          "persistence": { "type": "cookie", "cookie_secret_file": "/nonexistent/cookie.secret" },
           "real_servers": [ { "name": "cas1", "address": "127.0.0.1:1101" } ] } ] })");
-    auto errors = castellan::proxy::check_supported(config);
+    auto errors = castellan::proxy::check_before_start(config);
     REQUIRE(errors.size() == 1);
-    CHECK(errors[0].path == "/virtual_services/0/mode");
+    CHECK(errors[0].path == "/virtual_services/0/persistence/cookie_secret_file");
     auto built = castellan::proxy::build_runtime(config, "/tmp/castellan.json");
     CHECK(std::holds_alternative<std::vector<castellan::conf::ConfigError>>(built));
 }
