@@ -60,7 +60,12 @@ int TicketKeyRing::on_ticket(SSL* ssl, unsigned char* name, unsigned char* iv, E
                              EVP_MAC_CTX* mac, int encrypt) {
     auto* ring = static_cast<TicketKeyRing*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ring_index()));
     if (!ring) return 0;  // no ticket issued; a presented one is ignored
-    return encrypt ? ring->encrypt(name, iv, cipher, mac) : ring->decrypt(name, iv, cipher, mac);
+    if (encrypt) return ring->encrypt(name, iv, cipher, mac);
+    const int found = ring->decrypt(name, iv, cipher, mac);
+    // TLS 1.3 clients use a ticket once (RFC 8446 C.4): a resumption must hand
+    // out a new one, or the client's next connection is a full handshake.
+    if (found == 1 && SSL_version(ssl) == TLS1_3_VERSION) return 2;
+    return found;
 }
 
 int TicketKeyRing::encrypt(unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac) {

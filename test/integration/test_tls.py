@@ -761,6 +761,21 @@ class SessionResumptionTest(TlsTestBase):
                         repr([s for s in self.metrics() if s[0] == HANDSHAKE_METRIC]))
         self.assertGreaterEqual(self.handshake_count(resumed=False), 2)
 
+    def test_a_tls13_resumption_hands_out_a_new_ticket(self):
+        # TLS 1.3 clients use a ticket once (RFC 8446 C.4): a resumed connection
+        # must bring a fresh ticket, or every other connection is a full handshake.
+        self.terminate()
+        context = client_context("1.3")
+        session = self.new_session(context)
+        for _ in range(3):
+            tls = self.tls_connect("a.test", context, session=session)
+            self.assertTrue(tls.session_reused, "a ticket from a resumed connection did not resume" + self.log_tail())
+            self.echo_round(tls)  # the new ticket arrives after the handshake
+            self.assertIsNot(tls.session, session)
+            self.assertTrue(tls.session.has_ticket, "no ticket on a resumed TLS 1.3 connection")
+            session = tls.session
+            tls.close()
+
     def test_sessions_resume_after_a_reload(self):
         self.terminate()
         contexts = {version: client_context(version) for version in ("1.2", "1.3")}
