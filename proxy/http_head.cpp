@@ -195,10 +195,11 @@ std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunke
 }
 
 std::string forwarded_request(const RequestHead& head, const BodyFraming& framing, bool forwarded_for,
-                              std::string_view client_address, bool client_tls) {
+                              std::string_view client_address, bool client_tls, std::string_view default_host) {
     std::string out;
     out.reserve(512);
     out.append(head.method_string()).append(" ").append(head.target()).append(" HTTP/1.1\r\n");
+    if (head.find(field::host) == head.end()) out.append("Host: ").append(default_host).append("\r\n");
     append_end_to_end_fields(out, head, forwarded_for);
     if (forwarded_for) {
         std::string chain;

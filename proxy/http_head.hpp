@@ -52,9 +52,10 @@ std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunke
 // fields dropped, `framing` written anew, X-Forwarded-For appended to
 // (`client_address` after whatever the client sent, as one field) and
 // X-Forwarded-Proto set when `forwarded_for`. An upgrade request keeps its
-// `Connection: upgrade` and `Upgrade`.
+// `Connection: upgrade` and `Upgrade`. An HTTP/1.0 request without Host gets
+// `Host: default_host` (the server gets HTTP/1.1, where Host is required).
 std::string forwarded_request(const RequestHead& head, const BodyFraming& framing, bool forwarded_for,
-                              std::string_view client_address, bool client_tls);
+                              std::string_view client_address, bool client_tls, std::string_view default_host);
 
 // What a real server's response head becomes towards the client: its
 // hop-by-hop fields dropped, `framing` written anew, `Connection: close` when

@@ -17,6 +17,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <array>
 #include <chrono>
 #include <span>
@@ -54,7 +58,8 @@ struct Inbound {
     ByteSink sink;
     Activity* activity = nullptr;
     beast::flat_buffer buffer;
-    std::uint64_t bytes = 0;  // read from `side` since the current request began
+    std::uint64_t bytes = 0;     // read from `side` since the current request began
+    std::uint64_t consumed = 0;  // of those and earlier ones, taken by the current message (its own bytes_in)
 };
 
 // Reads once more from `in`'s side into its buffer.
@@ -80,6 +85,7 @@ net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser)
             boost::system::error_code error;
             const std::size_t used = parser.put(in.buffer.data(), error);
             in.buffer.consume(used);
+            in.consumed += used;
             if (parser.is_header_done()) co_return boost::system::error_code();
             if (error && error != bhttp::error::need_more) co_return error;
         }
@@ -97,13 +103,16 @@ net::awaitable<bool> write_body_piece(StreamSide to, const char* data, std::size
     co_return co_await write_all(to, std::span<const net::const_buffer>(pieces));
 }
 
+// How a body's relay ended.
+enum class BodyEnd { done, bad_framing, read_failed, write_failed };
+
 // Moves the body `parser` reads from `in` to `to`, re-chunked when `chunked_out`
 // (a chunked body is decoded by the parser and coded anew: the receiver sees
 // the framing castellan understood). A body that ends with the connection ends
-// at `in`'s EOF. False when either side failed or the framing was invalid.
+// at `in`'s EOF.
 template <typename Parser>
-net::awaitable<bool> relay_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out, std::vector<char>& chunk,
-                                std::uint64_t& written) {
+net::awaitable<BodyEnd> relay_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out,
+                                   std::vector<char>& chunk, std::uint64_t& written) {
     if (chunk.empty()) chunk.resize(body_chunk);
     while (!parser.is_done()) {
         auto& body = parser.get().body();
@@ -114,34 +123,38 @@ net::awaitable<bool> relay_body(Inbound& in, Parser& parser, StreamSide to, bool
         if (in.buffer.size() > 0) {
             used = parser.put(in.buffer.data(), error);
             in.buffer.consume(used);
+            in.consumed += used;
         }
         if (error == bhttp::error::need_buffer) error = {};
         const std::size_t got = chunk.size() - body.size;
         if (got > 0) {
-            if (!co_await write_body_piece(to, chunk.data(), got, chunked_out)) co_return false;
+            const bool sent = co_await write_body_piece(to, chunk.data(), got, chunked_out);
+            if (!sent) co_return BodyEnd::write_failed;
             written += got;
         }
-        if (error && error != bhttp::error::need_more) co_return false;  // bad chunk framing, ...
+        if (error && error != bhttp::error::need_more) co_return BodyEnd::bad_framing;
         if (parser.is_done()) break;
         if (used > 0 || got > 0) continue;
         const boost::system::error_code read_error = co_await fill(in);
         if (read_error == net::error::eof) {
             parser.put_eof(error);  // completes a body that ends with the connection
-            if (error) co_return false;
+            if (error) co_return BodyEnd::read_failed;
         } else if (read_error) {
-            co_return false;
+            co_return BodyEnd::read_failed;
         }
     }
     if (chunked_out) {
         static constexpr std::string_view last_chunk = "0\r\n\r\n";
-        if (!co_await write_all(to, net::buffer(last_chunk))) co_return false;
+        const bool sent = co_await write_all(to, net::buffer(last_chunk));
+        if (!sent) co_return BodyEnd::write_failed;
     }
-    co_return true;
+    co_return BodyEnd::done;
 }
 
 http::BodyFraming request_framing(const RequestParser& parser) {
     if (parser.chunked()) return {http::Framing::chunked, 0};
-    if (auto length = parser.content_length(); length && *length > 0) return {http::Framing::content_length, *length};
+    // Content-Length: 0 too: a POST without one may get 411.
+    if (auto length = parser.content_length()) return {http::Framing::content_length, *length};
     return {};
 }
 
@@ -195,18 +208,22 @@ struct Exchange {
     bool keep_alive = false;
     std::uint64_t bytes_out = 0;  // written to the client
     bool upload_done = false;
+    bool bad_request_body = false;  // the client's body framing was invalid: its fault, a 400
 };
 
-// The request's body, client to server. On failure it cancels the server's
-// socket so that the response side stops too.
+// The request's body, client to server. On failure it shuts the server's
+// connection down, so that the response side stops too, whether it waits
+// already or has yet to start.
 net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, bool chunked_out,
                             std::vector<char>& chunk, Exchange& exchange) {
     std::uint64_t written = 0;
-    bool ok = true;
-    if (!request.is_done()) ok = co_await relay_body(from_client, request, to, chunked_out, chunk, written);
-    exchange.upload_done = ok;
-    if (!ok) {
+    BodyEnd end = BodyEnd::done;
+    if (!request.is_done()) end = co_await relay_body(from_client, request, to, chunked_out, chunk, written);
+    exchange.upload_done = end == BodyEnd::done;
+    exchange.bad_request_body = end == BodyEnd::bad_framing;
+    if (end != BodyEnd::done) {
         boost::system::error_code ignored;
+        to.socket->shutdown(tcp::socket::shutdown_both, ignored);
         to.socket->cancel(ignored);
     }
 }
@@ -247,8 +264,12 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         }
         const bool body_follows = !(request.head_method || exchange.status == 204 || exchange.status == 304);
         http::BodyFraming framing;
-        if (response.chunked()) {
+        if (response.chunked() && request.version >= 11) {
             framing = {http::Framing::chunked, 0};
+        } else if (response.chunked()) {
+            // An HTTP/1.0 client knows no chunked coding: the body goes to it
+            // decoded, ending with the connection.
+            framing = {http::Framing::until_close, 0};
         } else if (auto length = response.content_length()) {
             framing = {http::Framing::content_length, *length};
         } else if (body_follows) {
@@ -265,10 +286,10 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         exchange.bytes_out += text.size();
         if (body_follows && !response.is_done()) {
             std::uint64_t written = 0;
-            const bool ok = co_await relay_body(from_server, response, to, framing.framing == http::Framing::chunked,
-                                                chunk, written);
+            const BodyEnd end = co_await relay_body(from_server, response, to,
+                                                    framing.framing == http::Framing::chunked, chunk, written);
             exchange.bytes_out += written;
-            if (!ok) {
+            if (end != BodyEnd::done) {
                 exchange.result = Exchange::Result::client_gone;
                 exchange.keep_alive = false;
                 co_return;
@@ -308,6 +329,15 @@ void log_request(conf::AccessLog access_log, const ServiceRuntime& service, cons
         .kv("bytes_out", bytes_out)
         .kv("duration_ms", static_cast<std::int64_t>(duration));
     if (!reason.empty()) line.kv("reason", reason);
+}
+
+// Whether a kept server connection ended while it idled between requests: a
+// server says nothing then, so anything readable (EOF, a TLS close_notify, an
+// error) means it is gone.
+bool server_hung_up(tcp::socket& socket) {
+    char byte;
+    const ssize_t got = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 // castellan's own answer, then the end of the connection.
@@ -380,6 +410,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         live_session.phase_deadline = started + std::chrono::milliseconds(service.config.timeouts.client_header_ms);
         live_session.phase_timeout = "client_header_timeout";
         from_client.bytes = 0;
+        from_client.consumed = 0;
         RequestParser request;
         request.header_limit(static_cast<std::uint32_t>(service.config.http.max_header_bytes));
         request.body_limit(boost::none);
@@ -395,14 +426,14 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
                                  : status                     ? "bad_request"
                                                               : "client_closed";
             log_request(access_log, service, client_endpoint, server_name, {}, {}, status ? static_cast<unsigned>(*status) : 0,
-                        from_client.bytes, sent, started, reason);
+                        from_client.consumed, sent, started, reason);
             break;
         }
         const auto& head = request.get().base();
         if (auto refusal = http::check_request(head, request.chunked())) {
             const std::uint64_t sent = co_await answer_error(client_side, refusal->status);
             log_request(access_log, service, client_endpoint, server_name, head.method_string(), head.target(),
-                        static_cast<unsigned>(refusal->status), from_client.bytes, sent, started, refusal->reason);
+                        static_cast<unsigned>(refusal->status), from_client.consumed, sent, started, refusal->reason);
             break;
         }
 
@@ -412,15 +443,26 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         std::optional<persistence::CookieCodec::Decoded> cookie;
         if (service.cookie_codec) cookie = persistence_cookie(head, service, now_unix);
 
+        // A kept server connection the server closed while it idled is replaced,
+        // on the same server while it takes clients.
+        std::optional<std::size_t> preferred;
+        if (upstream && server_hung_up(upstream->socket)) {
+            preferred = service.index_of(upstream->server->config.name);
+            if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+            live_session.server = nullptr;
+            live_session.backend = nullptr;
+            server_active.reset();
+            from_server.reset();
+            upstream.reset();
+        }
         if (!upstream) {
             const char* failure = nullptr;
-            std::optional<std::size_t> preferred;
-            if (cookie) preferred = service.index_of(cookie->server);
+            if (cookie && !preferred) preferred = service.index_of(cookie->server);
             upstream = co_await connect_upstream(service, key, failure, preferred);
             if (!upstream) {
                 const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
                 log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
-                            from_client.bytes, sent, started, failure);
+                            from_client.consumed, sent, started, failure);
                 break;
             }
             auto& server = *upstream->server;
@@ -438,7 +480,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
 
         const http::BodyFraming framing = request_framing(request);
         const std::string forwarded = http::forwarded_request(head, framing, forwarded_for, client_address,
-                                                              client_tls != nullptr);
+                                                              client_tls != nullptr, upstream->server->config.address.to_string());
         RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {}};
         if (service.cookie_codec) {
             facts.set_cookie = cookie_update(service, cookie, *upstream->server, client_tls != nullptr, now_unix);
@@ -453,7 +495,13 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
                              exchange) &&
                       download(*from_server, client_side, facts, download_chunk, exchange));
         }
-        if (exchange.result == Exchange::Result::bad_gateway) {
+        if (exchange.bad_request_body && exchange.bytes_out == 0) {
+            // The client's body framing failed before any answer: its fault.
+            exchange.bytes_out += co_await answer_error(client_side, bhttp::status::bad_request);
+            exchange.status = 400;
+            exchange.keep_alive = false;
+            exchange.result = Exchange::Result::done;
+        } else if (exchange.result == Exchange::Result::bad_gateway) {
             exchange.bytes_out += co_await answer_error(client_side, bhttp::status::bad_gateway);
             exchange.status = 502;
             exchange.keep_alive = false;
@@ -463,7 +511,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
                              : live_session.closed_because                      ? live_session.closed_because
                                                                                 : "";
         log_request(access_log, service, client_endpoint, server_now, head.method_string(), head.target(),
-                    exchange.status, from_client.bytes, exchange.bytes_out, started, reason);
+                    exchange.status, from_client.consumed, exchange.bytes_out, started, reason);
 
         if (exchange.result == Exchange::Result::upgrade) {
             // A 101: from here, bytes both ways untouched, what each side sent

@@ -93,7 +93,7 @@ TEST_CASE("http head: the forwarded request is written anew", "[http]") {
         "X-Private: secret\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nX-Forwarded-Proto: ftp\r\n"
         "TE: trailers\r\nProxy-Connection: keep-alive\r\nCookie: a=b\r\n\r\n");
     REQUIRE_FALSE(parsed.error);
-    const std::string out = http::forwarded_request(parsed.head, {}, true, "192.168.1.57", true);
+    const std::string out = http::forwarded_request(parsed.head, {}, true, "192.168.1.57", true, "cas1:443");
     CHECK(out.rfind("GET /owa/?a=1 HTTP/1.1\r\n", 0) == 0);
     CHECK(out.find("Host: mail\r\n") != std::string::npos);
     CHECK(out.find("Cookie: a=b\r\n") != std::string::npos);
@@ -111,13 +111,13 @@ TEST_CASE("http head: framing is castellan's own, and X-Forwarded-* left alone w
     const Parsed parsed =
         parse("POST /rpc HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
     REQUIRE_FALSE(parsed.error);
-    const std::string chunked = http::forwarded_request(parsed.head, {http::Framing::chunked, 0}, false, "5.6.7.8", false);
+    const std::string chunked = http::forwarded_request(parsed.head, {http::Framing::chunked, 0}, false, "5.6.7.8", false, "cas1:443");
     CHECK(chunked.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
     CHECK(chunked.find("X-Forwarded-For: 1.2.3.4\r\n") != std::string::npos);
     CHECK(chunked.find("5.6.7.8") == std::string::npos);
     CHECK(chunked.find("X-Forwarded-Proto") == std::string::npos);
     const std::string sized =
-        http::forwarded_request(parsed.head, {http::Framing::content_length, 1073741824}, false, "5.6.7.8", false);
+        http::forwarded_request(parsed.head, {http::Framing::content_length, 1073741824}, false, "5.6.7.8", false, "x");
     CHECK(sized.find("Content-Length: 1073741824\r\n") != std::string::npos);
     CHECK(sized.find("Transfer-Encoding") == std::string::npos);
 }
@@ -126,7 +126,7 @@ TEST_CASE("http head: an upgrade request keeps its Connection and Upgrade", "[ht
     const Parsed parsed =
         parse("GET /ws HTTP/1.1\r\nHost: m\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n");
     REQUIRE_FALSE(parsed.error);
-    const std::string out = http::forwarded_request(parsed.head, {}, true, "1.1.1.1", false);
+    const std::string out = http::forwarded_request(parsed.head, {}, true, "1.1.1.1", false, "x");
     CHECK(out.find("Connection: upgrade\r\nUpgrade: websocket\r\n") != std::string::npos);
 }
 
@@ -159,6 +159,13 @@ TEST_CASE("http head: castellan's own error responses close the connection", "[h
     CHECK(out.find("Connection: close\r\n") != std::string::npos);
     CHECK(out.find("Content-Length: 24\r\n") != std::string::npos);
     CHECK(out.substr(out.size() - 24) == "503 Service Unavailable\n");
+}
+
+TEST_CASE("http head: an HTTP/1.0 request without Host gets the server's", "[http]") {
+    const Parsed parsed = parse("GET /old HTTP/1.0\r\n\r\n");
+    REQUIRE_FALSE(parsed.error);
+    const std::string out = http::forwarded_request(parsed.head, {}, false, "1.1.1.1", false, "192.168.0.34:80");
+    CHECK(out == "GET /old HTTP/1.1\r\nHost: 192.168.0.34:80\r\n\r\n");
 }
 
 TEST_CASE("http head: the logged path has no query string", "[http]") {
