@@ -25,6 +25,35 @@
 # option splice-auto (about 9 against 6-7.5 Gbit/s here) at the same
 # connection rate. HAPROXY_SPLICE=auto or off picks the others.
 #
+# The tls case measures castellan terminating TLS (tcp mode) against HAProxy
+# (bind ... ssl crt, mode tcp), both with the same ECDSA P-256 certificate made
+# for the run, TLS 1.3 only with the same suite (TLS_SUITE), in front of the
+# same plain echo server, with bench/tls_load.c as the client:
+#   - full handshakes per second: connect, full handshake (no session offered),
+#     64 bytes each way, close_notify, close; median and p99 time of one, and the
+#     proxy's CPU time per handshake (on this machine the client, which also
+#     verifies the server's signature, may saturate first: the CPU time is the
+#     figure to compare then);
+#   - resumed handshakes per second, the same with every connection offering one
+#     TLS 1.3 ticket taken from a first connection (SSL_session_reused checked;
+#     the connections the proxy answered with a full handshake are counted);
+#   - the same with single-use tickets, as browsers and OpenSSL's client cache
+#     use TLS 1.3 tickets: each connection offers the newest ticket its slot
+#     received, once; the share that resumed shows whether the proxy issues a
+#     new ticket on a resumed connection;
+#   - echo throughput over TLS: TLS_STREAMS connections carrying TLS_BYTES in
+#     all, each byte to the echo server and back, in MB/s each way, and the
+#     proxy's CPU time per MB;
+#   - the memory per idle TLS connection: VmRSS before/after holding
+#     TLS_IDLE_CONNS connections, each with its handshake and one 64-byte echo
+#     done (so its real-server connection is open too).
+# It prints what each proxy negotiated (protocol, suite, group, certificate key)
+# and how many tickets each sent per full and per resumed handshake. Each figure
+# runs in the same alternating rounds. The tls case starts its own castellan and
+# HAProxy (after the proxies case has stopped its own), so that neither has
+# served anything but TLS when its memory is measured. About 2.5 minutes with
+# the defaults, 30 s with --quick.
+#
 # The reload case (bench/reload_bench.py) then measures castellan alone on a
 # config of 100 tcp virtual services x 10 real servers: the time from SIGHUP to
 # the new generation in /api/v1/status over 20 reloads (goal: under 50 ms), and
@@ -32,8 +61,11 @@
 # (goal: no failed connection, p99 within 2x). About 30 s.
 #
 # usage: bench/run.sh [--skip-castellan] [--quick] [--help] [CASE...]
-#   CASE: proxies (everything above) or reload; default both. `bench/run.sh
-#   reload` runs the reload case alone (no iperf3 or HAProxy needed).
+#   CASE: proxies (the plain TCP figures above), tls or reload; default all
+#   three. `bench/run.sh reload` runs the reload case alone (no iperf3 or
+#   HAProxy needed); `bench/run.sh tls` the tls case alone (no iperf3 needed).
+#   --quick: 1 round, short runs (IPERF_SECS 2, RATE_SECS 2, IDLE_CONNS 500,
+#   TLS_BYTES 256 MiB): about a minute and a half for everything.
 #
 # Environment (defaults in brackets):
 #   CASTELLAN_BIN  the binary to measure [build/castellan]
@@ -43,11 +75,20 @@
 #   ROUNDS [3]  IPERF_SECS [5]  RATE_SECS [5]  CONCURRENCY [32]  THREADS [1]
 #   IDLE_CONNS [2000]  PROXY_CPU [0]  LOAD_CPU [1]  PORT_BASE [21000]
 #   HAPROXY_SPLICE [always]  always, auto or off
-#   CASES          the cases to run when none is named ["proxies reload"]
+#   TLS_SECS [RATE_SECS]  one handshake or resumption run of the tls case
+#   TLS_CONCURRENCY [CONCURRENCY]  TLS connections in flight during those
+#   TLS_BYTES [1073741824]  bytes of one tls throughput run (each way, all streams)
+#   TLS_STREAMS [4]  connections of one tls throughput run
+#   TLS_TPUT_SECS [30]  a tls throughput run stops after this even if unfinished
+#   TLS_IDLE_CONNS [IDLE_CONNS]  idle TLS connections held for the memory figure
+#   TLS_SUITE [TLS_AES_128_GCM_SHA256]  the one TLS 1.3 suite both proxies and
+#                  the client allow
+#   CASES          the cases to run when none is named ["proxies tls reload"]
 #   SKIP_CASTELLAN=1 is the same as --skip-castellan (it skips the reload case);
 #   KEEP_WORK=1 keeps the temporary folder (configs, logs, raw results).
-# The helpers are compiled into build-bench/, and the summary and the raw
-# results are left there too (summary.txt, results.tsv; the reload case's
+# The helpers are compiled into build-bench/ (tls_load needs OpenSSL's headers,
+# libssl-dev), and the summary and the raw results are left there too
+# (summary.txt, results.tsv, with the tls case's figures; the reload case's
 # reload.txt and reload.json).
 set -euo pipefail
 
@@ -60,7 +101,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --skip-castellan) skip_castellan=1 ;;
         --quick) quick=1 ;;
-        proxies | reload) cases+=("$1") ;;
+        proxies | reload | tls) cases+=("$1") ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -73,7 +114,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 if [[ $quick -eq 1 ]]; then
-    : "${ROUNDS:=1}" "${IPERF_SECS:=2}" "${RATE_SECS:=2}" "${IDLE_CONNS:=500}"
+    : "${ROUNDS:=1}" "${IPERF_SECS:=2}" "${RATE_SECS:=2}" "${IDLE_CONNS:=500}" "${TLS_BYTES:=268435456}"
 fi
 
 castellan_bin=${CASTELLAN_BIN:-$root/build/castellan}
@@ -87,6 +128,14 @@ proxy_cpu=${PROXY_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 port_base=${PORT_BASE:-21000}
 haproxy_splice=${HAPROXY_SPLICE:-always}
+tls_secs=${TLS_SECS:-$rate_secs}
+tls_concurrency=${TLS_CONCURRENCY:-$concurrency}
+tls_bytes=${TLS_BYTES:-1073741824}
+tls_streams=${TLS_STREAMS:-4}
+tls_tput_secs=${TLS_TPUT_SECS:-30}
+tls_idle_conns=${TLS_IDLE_CONNS:-$idle_conns}
+tls_suite=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
+tls_name=bench.castellan.test  # the certificate's name, sent as SNI
 read -r -a targets <<<"${TARGETS:-castellan haproxy direct}"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -94,21 +143,23 @@ die() { say "run.sh: $*"; exit 1; }
 
 # --- the reload case (bench/reload_bench.py) ------------------------------------
 
-[[ ${#cases[@]} -gt 0 ]] || read -r -a cases <<<"${CASES:-proxies reload}"
+[[ ${#cases[@]} -gt 0 ]] || read -r -a cases <<<"${CASES:-proxies tls reload}"
 run_proxies=0
 run_reload=0
+run_tls=0
 for case_name in "${cases[@]}"; do
     case $case_name in
         proxies) run_proxies=1 ;;
         reload) run_reload=1 ;;
-        *) die "unknown case '$case_name' (proxies, reload)" ;;
+        tls) run_tls=1 ;;
+        *) die "unknown case '$case_name' (proxies, tls, reload)" ;;
     esac
 done
 if [[ $run_reload -eq 1 && $skip_castellan -eq 1 ]]; then
     say "run.sh: --skip-castellan: skipping the reload case (it measures castellan)"
     run_reload=0
 fi
-[[ $run_proxies -eq 1 || $run_reload -eq 1 ]] || die "no case left to run"
+[[ $run_proxies -eq 1 || $run_tls -eq 1 || $run_reload -eq 1 ]] || die "no case left to run"
 
 # Runs bench/reload_bench.py with this script's settings (binary, threads, CPU
 # pinning, KEEP_WORK) and the compiled echo server; the script ends every process
@@ -145,7 +196,7 @@ run_reload_case() {
     echo "(saved in $out_dir/reload.txt, the JSON line in $out_dir/reload.json)"
 }
 
-if [[ $run_proxies -eq 0 ]]; then
+if [[ $run_proxies -eq 0 && $run_tls -eq 0 ]]; then
     run_reload_case
     exit 0
 fi
@@ -171,7 +222,10 @@ if [[ $wants_castellan -eq 1 && ! -x $castellan_bin ]]; then
 Build it first (scripts/test.sh), point CASTELLAN_BIN at it, or run with
 --skip-castellan to measure HAProxy and the direct path only."
 fi
-for tool in iperf3 taskset ss cc python3; do
+required=(taskset ss cc python3)
+[[ $run_proxies -eq 1 ]] && required+=(iperf3)
+[[ $run_tls -eq 1 ]] && required+=(openssl)
+for tool in "${required[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found; run scripts/setup.sh first"
 done
 for target in "${targets[@]}"; do
@@ -180,6 +234,26 @@ for target in "${targets[@]}"; do
     fi
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+# The tls case compares castellan (its default pump: TLS has its own) with HAProxy;
+# the direct path has no TLS, and the copy/splice variants would measure the same.
+tls_targets=()
+if [[ $run_tls -eq 1 ]]; then
+    for target in "${targets[@]}"; do
+        [[ $target == castellan || $target == haproxy ]] && tls_targets+=("$target")
+    done
+    if [[ ${#tls_targets[@]} -eq 0 ]]; then
+        say "run.sh: the tls case measures only the targets castellan and haproxy: skipping it"
+        run_tls=0
+    fi
+    for number in "$tls_secs" "$tls_concurrency" "$tls_bytes" "$tls_streams" "$tls_tput_secs" "$tls_idle_conns"; do
+        [[ $number =~ ^[1-9][0-9]*$ ]] || die "the TLS_ settings must be positive integers (got '$number')"
+    done
+fi
+if [[ $run_proxies -eq 0 && $run_tls -eq 0 ]]; then
+    [[ $run_reload -eq 1 ]] || die "no case left to run"
+    run_reload_case
+    exit 0
+fi
 [[ $haproxy_splice =~ ^(auto|always|off)$ ]] || die "HAPROXY_SPLICE must be auto, always or off"
 
 cpus=$(nproc)
@@ -201,6 +275,10 @@ fd_limit=$(ulimit -n)
 if [[ $fd_limit != unlimited && $((idle_conns * 2 + 200)) -gt $fd_limit ]]; then
     idle_conns=$(((fd_limit - 200) / 2))
     say "run.sh: warning: file limit $fd_limit: holding only $idle_conns idle connections"
+fi
+if [[ $fd_limit != unlimited && $((tls_idle_conns * 2 + 200)) -gt $fd_limit ]]; then
+    tls_idle_conns=$(((fd_limit - 200) / 2))
+    say "run.sh: warning: file limit $fd_limit: holding only $tls_idle_conns idle TLS connections"
 fi
 
 out_dir=$root/build-bench
@@ -234,7 +312,7 @@ trap 'say "run.sh: interrupted"; exit 130' INT TERM
 
 iperf_port=$port_base
 echo_port=$((port_base + 1))
-declare -A front_iperf front_echo
+declare -A front_iperf front_echo front_tls
 slot=1
 for target in "${targets[@]}"; do
     if [[ $target == direct ]]; then
@@ -243,12 +321,13 @@ for target in "${targets[@]}"; do
     else
         front_iperf[$target]=$((port_base + 10 * slot))
         front_echo[$target]=$((port_base + 10 * slot + 1))
+        front_tls[$target]=$((port_base + 10 * slot + 2))
         slot=$((slot + 1))
     fi
 done
 
 listening() { [[ -n $(ss -Hltn "sport = :$1") ]]; }
-for port in "$iperf_port" "$echo_port" "${front_iperf[@]}" "${front_echo[@]}"; do
+for port in "$iperf_port" "$echo_port" "${front_iperf[@]}" "${front_echo[@]}" "${front_tls[@]}"; do
     listening "$port" && die "port $port on this machine is already in use (set PORT_BASE)"
 done
 
@@ -273,15 +352,22 @@ wait_listening() {
 
 # --- helpers and servers --------------------------------------------------------
 
-for helper in connrate echo_server; do
+helpers=(connrate echo_server)
+[[ $run_tls -eq 1 ]] && helpers+=(tls_load)
+for helper in "${helpers[@]}"; do
     if [[ ! -x $out_dir/$helper || $root/bench/$helper.c -nt $out_dir/$helper ]]; then
-        cc -O2 -Wall -Wextra -o "$out_dir/$helper" "$root/bench/$helper.c"
+        libraries=()
+        [[ $helper == tls_load ]] && libraries=(-lssl -lcrypto)
+        cc -O2 -Wall -Wextra -o "$out_dir/$helper" "$root/bench/$helper.c" "${libraries[@]}" ||
+            die "cannot compile bench/$helper.c (tls_load needs libssl-dev)"
     fi
 done
 
-"${pin_load[@]}" iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$work/iperf3-server.log" 2>&1 &
-pids+=($!)
-wait_listening iperf3 "${pids[-1]}" "$work/iperf3-server.log" "$iperf_port"
+if [[ $run_proxies -eq 1 ]]; then
+    "${pin_load[@]}" iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$work/iperf3-server.log" 2>&1 &
+    pids+=($!)
+    wait_listening iperf3 "${pids[-1]}" "$work/iperf3-server.log" "$iperf_port"
+fi
 "${pin_load[@]}" "$out_dir/echo_server" 127.0.0.1 "$echo_port" >"$work/echo-server.log" 2>&1 &
 pids+=($!)
 wait_listening echo_server "${pids[-1]}" "$work/echo-server.log" "$echo_port"
@@ -373,18 +459,12 @@ EOF
     wait_listening haproxy "$!" "$work/haproxy.log" "${front_iperf[haproxy]}" "${front_echo[haproxy]}"
 }
 
-for target in "${targets[@]}"; do
-    case $target in
-        castellan*) start_castellan "$target" ;;
-        haproxy) start_haproxy ;;
-    esac
-done
-
 # --- raw results ----------------------------------------------------------------
 
 results=$work/results.tsv
 : >"$results"
 meta() { printf 'meta\t%s\t%s\n' "$1" "$2" >>"$results"; }
+record() { printf 'result\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 meta machine "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $cpus CPUs, Linux $(uname -r)"
 if [[ $wants_castellan -eq 1 ]]; then
@@ -392,70 +472,45 @@ if [[ $wants_castellan -eq 1 ]]; then
 fi
 for target in "${targets[@]}"; do
     if [[ $target == haproxy ]]; then
-        meta haproxy "$(haproxy -v | head -1 | sed 's/ - https.*//'), nbthread $threads, splice $haproxy_splice"
+        meta haproxy "$(haproxy -v | head -1 | sed 's/ - https.*//'), nbthread $threads"
     fi
 done
-meta iperf3 "$(iperf3 --version | head -1)"
-meta settings "rounds $rounds, iperf3 -t $iperf_secs, connections: $rate_secs s at $concurrency concurrent, 64 B each way, proxy threads $threads"
 meta pinning "$pinning"
-
-# --- smoke check: every target answers ----------------------------------------
-
-# Also warms each proxy up, so the memory baseline below holds what a running
-# proxy keeps anyway (the worker's buffers, the first allocations).
-for target in "${targets[@]}"; do
-    line=$(timeout 10 "${pin_load[@]}" "$out_dir/connrate" 127.0.0.1 "${front_echo[$target]}" 0.3 4 2>&1) ||
-        die "$target does not answer the echo test: $line"
-    [[ $line == *" errors=0 "* ]] || say "run.sh: warning: $target smoke check: $line"
-done
-
-# --- memory per idle connection (on proxies that have served nothing much yet) --
-
-vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-established_to_echo() { ss -Htn state established "( dport = :$echo_port )" | wc -l; }
-
-for target in "${targets[@]}"; do
-    [[ $target == direct ]] && continue
-    pid=${proxy_pid[$target]}
-    sleep 0.5
-    before=$(vm_rss_kb "$pid")
-    "${pin_load[@]}" python3 "$root/bench/hold_idle.py" 127.0.0.1 "${front_echo[$target]}" "$idle_conns" \
-        >"$work/hold-$target.log" 2>&1 &
-    holder=$!
-    pids+=("$holder")
-    for ((tries = 0; tries < 300; tries++)); do
-        grep -q '^ready' "$work/hold-$target.log" && break
-        kill -0 "$holder" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q '^ready' "$work/hold-$target.log" || die "$target: idle connections failed: $(cat "$work/hold-$target.log")"
-    # The proxy has accepted them all; wait until it has connected each one on.
-    for ((tries = 0; tries < 100; tries++)); do
-        [[ $(established_to_echo) -ge $idle_conns ]] && break
-        sleep 0.1
-    done
-    upstream=$(established_to_echo)
-    [[ $upstream -ge $idle_conns ]] || say "run.sh: warning: $target: only $upstream of $idle_conns connected on"
-    sleep 0.5
-    after=$(vm_rss_kb "$pid")
-    printf 'rss\t%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$idle_conns" >>"$results"
-    say "idle: $target VmRSS $before kB -> $after kB for $idle_conns connections"
-    kill -TERM "$holder" 2>/dev/null || true
-    wait "$holder" 2>/dev/null || true
-    for ((tries = 0; tries < 100; tries++)); do
-        [[ $(established_to_echo) -eq 0 ]] && break
-        sleep 0.1
-    done
-done
-
-# --- the rounds -----------------------------------------------------------------
-
-record() { printf 'result\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
 
 # CPU time (user + system, all threads) a process has used, in clock ticks:
 # fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends its name.
 clock_ticks=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+established_to_echo() { ss -Htn state established "( dport = :$echo_port )" | wc -l; }
+
+# Ends the processes PID... (SIGTERM, SIGKILL after 3 s) and waits for them, so
+# that a case's proxies are gone before the next case measures.
+stop_processes() {
+    local pid tries
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        for ((tries = 0; tries < 30; tries++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+# Waits (at most 10 s) until no connection to the echo server is left, so that
+# one measurement does not count the connections of the one before.
+wait_echo_idle() {
+    local tries
+    for ((tries = 0; tries < 100; tries++)); do
+        [[ $(established_to_echo) -eq 0 ]] && break
+        sleep 0.1
+    done
+}
+
+# --- the proxies case -------------------------------------------------------------
 
 # iperf3 through TARGET; prints Gbit/s as the receiver counted them, or "failed".
 run_iperf() {
@@ -478,57 +533,385 @@ except Exception as error:
 ' <<<"$json"
 }
 
-total_steps=$((rounds * 3 * ${#targets[@]}))
-step=0
-for ((round = 1; round <= rounds; round++)); do
-    # Rotate the order each round so that no target always runs first or last.
-    order=()
-    for ((i = 0; i < ${#targets[@]}; i++)); do
-        order+=("${targets[$(((i + round - 1) % ${#targets[@]}))]}")
+# The plain TCP figures: iperf3 both ways, short connections, idle memory.
+run_proxies_case() {
+    local target pid
+    for target in "${targets[@]}"; do
+        case $target in
+            castellan*) start_castellan "$target" ;;
+            haproxy) start_haproxy ;;
+        esac
     done
-    for direction in up down; do
+    meta iperf3 "$(iperf3 --version | head -1)"
+    meta settings "rounds $rounds, iperf3 -t $iperf_secs, connections: $rate_secs s at $concurrency concurrent, 64 B each way, proxy threads $threads, HAProxy splice $haproxy_splice"
+
+    # Smoke check: every target answers. Also warms each proxy up, so the memory
+    # baseline below holds what a running proxy keeps anyway (the worker's
+    # buffers, the first allocations).
+    for target in "${targets[@]}"; do
+        line=$(timeout 10 "${pin_load[@]}" "$out_dir/connrate" 127.0.0.1 "${front_echo[$target]}" 0.3 4 2>&1) ||
+            die "$target does not answer the echo test: $line"
+        [[ $line == *" errors=0 "* ]] || say "run.sh: warning: $target smoke check: $line"
+    done
+
+    # Memory per idle connection (on proxies that have served nothing much yet).
+    for target in "${targets[@]}"; do
+        [[ $target == direct ]] && continue
+        pid=${proxy_pid[$target]}
+        sleep 0.5
+        before=$(vm_rss_kb "$pid")
+        "${pin_load[@]}" python3 "$root/bench/hold_idle.py" 127.0.0.1 "${front_echo[$target]}" "$idle_conns" \
+            >"$work/hold-$target.log" 2>&1 &
+        holder=$!
+        pids+=("$holder")
+        for ((tries = 0; tries < 300; tries++)); do
+            grep -q '^ready' "$work/hold-$target.log" && break
+            kill -0 "$holder" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q '^ready' "$work/hold-$target.log" || die "$target: idle connections failed: $(cat "$work/hold-$target.log")"
+        # The proxy has accepted them all; wait until it has connected each one on.
+        for ((tries = 0; tries < 100; tries++)); do
+            [[ $(established_to_echo) -ge $idle_conns ]] && break
+            sleep 0.1
+        done
+        upstream=$(established_to_echo)
+        [[ $upstream -ge $idle_conns ]] || say "run.sh: warning: $target: only $upstream of $idle_conns connected on"
+        sleep 0.5
+        after=$(vm_rss_kb "$pid")
+        printf 'rss\t%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$idle_conns" >>"$results"
+        say "idle: $target VmRSS $before kB -> $after kB for $idle_conns connections"
+        kill -TERM "$holder" 2>/dev/null || true
+        wait "$holder" 2>/dev/null || true
+        for ((tries = 0; tries < 100; tries++)); do
+            [[ $(established_to_echo) -eq 0 ]] && break
+            sleep 0.1
+        done
+    done
+
+    total_steps=$((rounds * 3 * ${#targets[@]}))
+    step=0
+    for ((round = 1; round <= rounds; round++)); do
+        # Rotate the order each round so that no target always runs first or last.
+        order=()
+        for ((i = 0; i < ${#targets[@]}; i++)); do
+            order+=("${targets[$(((i + round - 1) % ${#targets[@]}))]}")
+        done
+        for direction in up down; do
+            for target in "${order[@]}"; do
+                step=$((step + 1))
+                value=$(run_iperf "$target" "$direction")
+                record "tput_$direction" "$target" "$round" "$value"
+                say "[$step/$total_steps] round $round: $target throughput $direction: $value Gbit/s"
+                sleep 0.5
+            done
+        done
         for target in "${order[@]}"; do
             step=$((step + 1))
-            value=$(run_iperf "$target" "$direction")
-            record "tput_$direction" "$target" "$round" "$value"
-            say "[$step/$total_steps] round $round: $target throughput $direction: $value Gbit/s"
+            if [[ $target != direct ]]; then cpu_before=$(cpu_ticks "${proxy_pid[$target]}"); fi
+            line=$(timeout $((rate_secs + 20)) "${pin_load[@]}" "$out_dir/connrate" 127.0.0.1 \
+                "${front_echo[$target]}" "$rate_secs" "$concurrency" 2>&1) || true
+            rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$line")
+            errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$line")
+            p50=$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")
+            p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")
+            record conn_rate "$target" "$round" "${rate:-failed}"
+            record conn_p50 "$target" "$round" "${p50:-failed}"
+            record conn_p99 "$target" "$round" "${p99:-failed}"
+            if [[ $target != direct ]]; then
+                cpu_after=$(cpu_ticks "${proxy_pid[$target]}")
+                connections=$(sed -n 's/^connections=\([0-9]*\).*/\1/p' <<<"$line")
+                if [[ ${connections:-0} -gt 0 ]]; then
+                    record conn_cpu "$target" "$round" "$(awk -v t=$((cpu_after - cpu_before)) -v hz="$clock_ticks" \
+                        -v n="$connections" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+                fi
+            fi
+            say "[$step/$total_steps] round $round: $target connections: ${rate:-?}/s, errors ${errors:-?}, p50 ${p50:-?} us, p99 ${p99:-?} us"
+            [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target: $line"
+            sleep 1  # let the TIME_WAIT sockets of this run settle
+        done
+    done
+
+    # Did a proxy die along the way? Then its figures are not worth printing.
+    for target in "${!proxy_pid[@]}"; do
+        if ! kill -0 "${proxy_pid[$target]}" 2>/dev/null; then
+            say "run.sh: $target died during the run; its log:"
+            tail -n 20 "$work/$target.log" >&2 || true
+            exit 1
+        fi
+    done
+
+    local -a stopped=()
+    for target in "${!proxy_pid[@]}"; do stopped+=("${proxy_pid[$target]}"); done
+    stop_processes "${stopped[@]}"
+}
+
+
+# --- the tls case -----------------------------------------------------------------
+
+declare -A tls_pid
+
+# The certificate both proxies serve: ECDSA P-256, self-signed, for $tls_name
+# (the client sends that name as SNI and verifies nothing). HAProxy wants the
+# certificate and its key in one file, castellan takes them apart.
+make_tls_certificate() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=$tls_name" -addext "subjectAltName=DNS:$tls_name" \
+        -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" >"$work/openssl.log" 2>&1 ||
+        die "openssl cannot make the test certificate: $(tail -n 3 "$work/openssl.log")"
+    cat "$work/tls-cert.pem" "$work/tls-key.pem" >"$work/tls-haproxy.pem"
+}
+
+start_castellan_tls() {
+    local config=$work/castellan-tls.json
+    cat >"$config" <<EOF_CONFIG
+{
+  "threads": $threads,
+  "shutdown_grace_s": 0,
+  "access_log": "off",
+  "virtual_services": [
+    {
+      "name": "bench-tls",
+      "listen": "127.0.0.1:${front_tls[castellan]}",
+      "mode": "tcp",
+      "tls": {
+        "mode": "terminate",
+        "certificates": [ { "cert": "tls-cert.pem", "key": "tls-key.pem" } ],
+        "min_version": "1.3",
+        "ciphersuites": "$tls_suite"
+      },
+      "scheduler": "round_robin",
+      "real_servers": [ { "name": "echo", "address": "127.0.0.1:$echo_port" } ],
+      "health_check": { "type": "none" }
+    }
+  ]
+}
+EOF_CONFIG
+    "${pin_proxy[@]}" "$castellan_bin" --config "$config" 2>"$work/castellan-tls.log" &
+    pids+=($!)
+    tls_pid[castellan]=$!
+    wait_listening "castellan (tls)" "$!" "$work/castellan-tls.log" "${front_tls[castellan]}"
+}
+
+start_haproxy_tls() {
+    local config=$work/haproxy-tls.cfg
+    cat >"$config" <<EOF_CONFIG
+# Generated by castellan's bench/run.sh: HAProxy ending TLS in tcp mode with the
+# same thread count, certificate, TLS version and suite as castellan, no
+# logging; its TLS otherwise as shipped (tickets on, its session cache).
+global
+    nbthread $threads
+    maxconn $((tls_idle_conns + 1000))
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+    ssl-default-bind-ciphersuites $tls_suite
+
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 2h
+    timeout server 2h
+
+frontend bench-tls
+    bind 127.0.0.1:${front_tls[haproxy]} ssl crt $work/tls-haproxy.pem
+    default_backend bench-tls
+
+backend bench-tls
+    server echo 127.0.0.1:$echo_port
+EOF_CONFIG
+    haproxy -c -q -f "$config" || die "haproxy rejects $config"
+    "${pin_proxy[@]}" haproxy -db -f "$config" >"$work/haproxy-tls.log" 2>&1 &
+    pids+=($!)
+    tls_pid[haproxy]=$!
+    wait_listening "haproxy (tls)" "$!" "$work/haproxy-tls.log" "${front_tls[haproxy]}"
+}
+
+# bench/tls_load on the load CPU with the case's name and suite (taskset execs
+# it, so that $! of one started in the background is tls_load itself).
+tls_load=("${pin_load[@]}" "$out_dir/tls_load" -s "$tls_name" -c "$tls_suite")
+
+# Prints KEY's value from a "key=value ..." LINE.
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+
+# Prints A * 1e6 / B with two decimals (the CPU time of A ticks... per B).
+per_million() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a * 1e6 / b }'; }
+
+# One run of short TLS connections against TARGET in round ROUND, as FIGURE:
+# tls_hs (full handshakes), tls_res (one ticket, reused) or tls_su (single-use
+# tickets); records the rate, the median and p99 times, the proxy's CPU time
+# per connection and its CPU use, the tickets per connection and the
+# resumptions, and says what it got.
+tls_rate_run() {
+    local target=$1 figure=$2 round=$3 pid=${tls_pid[$1]} line result cpu_before cpu_after ticks
+    local connections rate errors resumed missed tickets each="?"
+    local -a mode=(handshake)
+    [[ $figure == tls_res ]] && mode=(resume)
+    [[ $figure == tls_su ]] && mode=(-u resume)
+    cpu_before=$(cpu_ticks "$pid")
+    line=$(timeout $((tls_secs + 20)) "${tls_load[@]}" "${mode[@]}" 127.0.0.1 "${front_tls[$target]}" \
+        "$tls_secs" "$tls_concurrency" 2>&1) || true
+    cpu_after=$(cpu_ticks "$pid")
+    ticks=$((cpu_after - cpu_before))
+    result=$(grep '^connections=' <<<"$line" || true)
+    connections=$(field connections "$result")
+    rate=$(field rate "$result")
+    errors=$(field errors "$result")
+    resumed=$(field resumed "$result")
+    missed=$(field not_resumed "$result")
+    tickets=$(field tickets "$result")
+    record "${figure}_rate" "$target" "$round" "${rate:-failed}"
+    record "${figure}_p50" "$target" "$round" "$(field p50_us "$result")"
+    record "${figure}_p99" "$target" "$round" "$(field p99_us "$result")"
+    record "${figure}_busy" "$target" "$round" "$(awk -v t="$ticks" -v hz="$clock_ticks" -v s="$tls_secs" \
+        'BEGIN { printf "%.0f", t * 100 / hz / s }')"
+    if [[ ${connections:-0} -gt 0 ]]; then
+        each=$(per_million "$ticks" "$((clock_ticks * connections))")
+        record "${figure}_cpu" "$target" "$round" "$each"
+        record "${figure}_tickets" "$target" "$round" "$(awk -v t="$tickets" -v n="$connections" \
+            'BEGIN { printf "%.2f", t / n }')"
+    fi
+    if [[ $figure == tls_res ]]; then
+        record tls_res_missed "$target" "$round" "${missed:-failed}"
+    elif [[ $figure == tls_su && $((${resumed:-0} + ${missed:-0})) -gt 0 ]]; then
+        record tls_su_resumed "$target" "$round" "$((100 * resumed / (resumed + missed)))"
+    fi
+    say "[$step/$total_steps] round $round: $target $figure: ${rate:-?}/s, errors ${errors:-?}," \
+        "p50 $(field p50_us "$result") us, p99 $(field p99_us "$result") us," \
+        "proxy CPU $each us each," \
+        "resumed ${resumed:-?}, not resumed ${missed:-?}, tickets ${tickets:-?}"
+    [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target $figure: $line"
+    if [[ $figure == tls_res && ${missed:-1} != 0 ]]; then
+        say "run.sh: warning: $target: ${missed:-?} connections did not resume their session"
+    fi
+}
+
+# One throughput run over TLS against TARGET in round ROUND: records MB/s (each
+# way) and the proxy's CPU time per MB.
+tls_throughput_run() {
+    local target=$1 round=$2 pid=${tls_pid[$1]} line result cpu_before cpu_after bytes rate seconds
+    cpu_before=$(cpu_ticks "$pid")
+    line=$(timeout $((tls_tput_secs + 20)) "${tls_load[@]}" throughput 127.0.0.1 "${front_tls[$target]}" \
+        "$tls_tput_secs" "$tls_streams" "$tls_bytes" 2>&1) || true
+    cpu_after=$(cpu_ticks "$pid")
+    result=$(grep '^streams=' <<<"$line" || true)
+    bytes=$(field bytes "$result")
+    rate=$(field mb_per_s "$result")
+    seconds=$(field seconds "$result")
+    record tls_tput "$target" "$round" "${rate:-failed}"
+    if [[ ${bytes:-0} -gt 0 ]]; then
+        record tls_tput_busy "$target" "$round" "$(awk -v t=$((cpu_after - cpu_before)) -v hz="$clock_ticks" \
+            -v s="$seconds" 'BEGIN { printf "%.0f", t * 100 / hz / s }')"
+        record tls_tput_cpu "$target" "$round" "$(per_million "$((cpu_after - cpu_before))" \
+            "$(awk -v hz="$clock_ticks" -v b="$bytes" 'BEGIN { printf "%.0f", hz * b / 1e6 }')")"
+    fi
+    say "[$step/$total_steps] round $round: $target TLS throughput: ${rate:-?} MB/s each way" \
+        "(${bytes:-?} bytes in ${seconds:-?} s)"
+    [[ $(field errors "$result") == 0 && ${bytes:-0} == "$tls_bytes" ]] ||
+        say "run.sh: warning: $target TLS throughput: not every byte came back: $line"
+}
+
+# The TLS figures: handshakes, resumptions, throughput, idle memory.
+run_tls_case() {
+    local target pid line negotiated first_negotiated="" before after holder tries upstream figure
+    make_tls_certificate
+    for target in "${tls_targets[@]}"; do
+        case $target in
+            castellan) start_castellan_tls ;;
+            haproxy) start_haproxy_tls ;;
+        esac
+    done
+    meta tls_settings "TLS 1.3 only, suite $tls_suite, ECDSA P-256 certificate; handshakes: $tls_secs s at $tls_concurrency concurrent, 64 B each way; throughput: $tls_streams streams, $tls_bytes B each way (at most $tls_tput_secs s); idle: $tls_idle_conns connections"
+
+    # Smoke check: each proxy completes handshakes, and both negotiate the same
+    # thing (the protocol, the suite, the key exchange group, the certificate's
+    # key); also warms each up (OpenSSL's first allocations) before the memory
+    # baseline.
+    for target in "${tls_targets[@]}"; do
+        line=$(timeout 10 "${tls_load[@]}" handshake 127.0.0.1 "${front_tls[$target]}" 0.3 4 2>&1) ||
+            die "$target does not answer the TLS echo test: $line"
+        [[ $line == *" errors=0 "* ]] || say "run.sh: warning: $target TLS smoke check: $line"
+        negotiated=$(sed -n 's/^negotiated //p' <<<"$line")
+        meta "tls $target" "$negotiated"
+        say "tls: $target negotiated $negotiated"
+        if [[ -z $first_negotiated ]]; then
+            first_negotiated=$negotiated
+        elif [[ $negotiated != "$first_negotiated" ]]; then
+            say "run.sh: warning: the proxies negotiated different TLS parameters: $first_negotiated / $negotiated"
+        fi
+    done
+    wait_echo_idle
+
+    # Memory per idle TLS connection, handshake done and one echo through it.
+    for target in "${tls_targets[@]}"; do
+        pid=${tls_pid[$target]}
+        sleep 0.5
+        before=$(vm_rss_kb "$pid")
+        "${tls_load[@]}" hold 127.0.0.1 "${front_tls[$target]}" "$tls_idle_conns" 600 \
+            >"$work/tls-hold-$target.log" 2>&1 &
+        holder=$!
+        pids+=("$holder")
+        for ((tries = 0; tries < 900; tries++)); do
+            grep -q '^ready' "$work/tls-hold-$target.log" && break
+            kill -0 "$holder" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q '^ready' "$work/tls-hold-$target.log" ||
+            die "$target: idle TLS connections failed: $(cat "$work/tls-hold-$target.log")"
+        # Each has had its echo, so each is connected on already; check anyway.
+        for ((tries = 0; tries < 100; tries++)); do
+            [[ $(established_to_echo) -ge $tls_idle_conns ]] && break
+            sleep 0.1
+        done
+        upstream=$(established_to_echo)
+        [[ $upstream -ge $tls_idle_conns ]] ||
+            say "run.sh: warning: $target: only $upstream of $tls_idle_conns TLS connections connected on"
+        sleep 0.5
+        after=$(vm_rss_kb "$pid")
+        printf 'rss_tls\t%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$tls_idle_conns" >>"$results"
+        say "idle TLS: $target VmRSS $before kB -> $after kB for $tls_idle_conns connections" \
+            "($(sed -n 's/^ready [0-9]* //p' "$work/tls-hold-$target.log"))"
+        stop_processes "$holder"
+        wait_echo_idle
+    done
+
+    total_steps=$((rounds * 4 * ${#tls_targets[@]}))
+    step=0
+    for ((round = 1; round <= rounds; round++)); do
+        # Rotate the order each round so that no target always runs first or last.
+        order=()
+        for ((i = 0; i < ${#tls_targets[@]}; i++)); do
+            order+=("${tls_targets[$(((i + round - 1) % ${#tls_targets[@]}))]}")
+        done
+        for figure in tls_hs tls_res tls_su; do
+            for target in "${order[@]}"; do
+                step=$((step + 1))
+                tls_rate_run "$target" "$figure" "$round"
+                sleep 1  # let the TIME_WAIT sockets of this run settle
+            done
+        done
+        for target in "${order[@]}"; do
+            step=$((step + 1))
+            tls_throughput_run "$target" "$round"
+            wait_echo_idle
             sleep 0.5
         done
     done
-    for target in "${order[@]}"; do
-        step=$((step + 1))
-        if [[ $target != direct ]]; then cpu_before=$(cpu_ticks "${proxy_pid[$target]}"); fi
-        line=$(timeout $((rate_secs + 20)) "${pin_load[@]}" "$out_dir/connrate" 127.0.0.1 \
-            "${front_echo[$target]}" "$rate_secs" "$concurrency" 2>&1) || true
-        rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$line")
-        errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$line")
-        p50=$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")
-        p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")
-        record conn_rate "$target" "$round" "${rate:-failed}"
-        record conn_p50 "$target" "$round" "${p50:-failed}"
-        record conn_p99 "$target" "$round" "${p99:-failed}"
-        if [[ $target != direct ]]; then
-            cpu_after=$(cpu_ticks "${proxy_pid[$target]}")
-            connections=$(sed -n 's/^connections=\([0-9]*\).*/\1/p' <<<"$line")
-            if [[ ${connections:-0} -gt 0 ]]; then
-                record conn_cpu "$target" "$round" "$(awk -v t=$((cpu_after - cpu_before)) -v hz="$clock_ticks" \
-                    -v n="$connections" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
-            fi
-        fi
-        say "[$step/$total_steps] round $round: $target connections: ${rate:-?}/s, errors ${errors:-?}, p50 ${p50:-?} us, p99 ${p99:-?} us"
-        [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target: $line"
-        sleep 1  # let the TIME_WAIT sockets of this run settle
-    done
-done
 
-# Did a proxy die along the way? Then its figures are not worth printing.
-for target in "${!proxy_pid[@]}"; do
-    if ! kill -0 "${proxy_pid[$target]}" 2>/dev/null; then
-        say "run.sh: $target died during the run; its log:"
-        tail -n 20 "$work/$target.log" >&2 || true
-        exit 1
-    fi
-done
+    for target in "${!tls_pid[@]}"; do
+        if ! kill -0 "${tls_pid[$target]}" 2>/dev/null; then
+            say "run.sh: $target (tls) died during the run; its log:"
+            tail -n 20 "$work/$target-tls.log" >&2 || true
+            exit 1
+        fi
+    done
+    local -a stopped=()
+    for target in "${!tls_pid[@]}"; do stopped+=("${tls_pid[$target]}"); done
+    stop_processes "${stopped[@]}"
+}
+
+# --- the cases, the summary -------------------------------------------------------
+
+[[ $run_proxies -eq 1 ]] && run_proxies_case
+[[ $run_tls -eq 1 ]] && run_tls_case
 
 cp "$results" "$out_dir/results.tsv"
 echo

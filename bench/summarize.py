@@ -5,15 +5,18 @@ Input: a tab-separated file with lines of three kinds:
   meta    KEY     VALUE                          a line of the header
   result  METRIC  TARGET  ROUND  VALUE           one measurement
   rss     TARGET  BEFORE_KB  AFTER_KB  COUNT     memory for COUNT idle connections
+  rss_tls TARGET  BEFORE_KB  AFTER_KB  COUNT     the same for idle TLS connections
 
 Prints, per metric, the median and the spread (min-max) of each target, and for
 each castellan variant the ratio of its median to HAProxy's. A ratio whose two
-ranges overlap is marked as parity: the difference is inside the noise.
+ranges overlap is marked as parity: the difference is inside the noise. Some
+figures only describe a run (the proxy's CPU use, the tickets it sent): they get
+no ratio.
 """
 import statistics
 import sys
 
-# name: (label, unit, higher is better, decimals)
+# name: (label, unit, higher is better (None: no ratio), decimals)
 METRICS = {
     "tput_up": ("bulk throughput, client to server", "Gbit/s", True, 2),
     "tput_down": ("bulk throughput, server to client", "Gbit/s", True, 2),
@@ -21,6 +24,25 @@ METRICS = {
     "conn_p50": ("connection time, median", "us", False, 0),
     "conn_p99": ("connection time, 99th percentile", "us", False, 0),
     "conn_cpu": ("proxy CPU time per connection", "us", False, 1),
+    "tls_hs_rate": ("TLS full handshakes per second", "conn/s", True, 0),
+    "tls_hs_p50": ("TLS full handshake connection time, median", "us", False, 0),
+    "tls_hs_p99": ("TLS full handshake connection time, 99th percentile", "us", False, 0),
+    "tls_hs_cpu": ("proxy CPU time per TLS full handshake", "us", False, 1),
+    "tls_hs_busy": ("proxy CPU use during TLS full handshakes (under ~95: the client was the limit)", "%", None, 0),
+    "tls_hs_tickets": ("TLS tickets sent per full handshake", "tickets", None, 2),
+    "tls_res_rate": ("TLS resumed handshakes per second (one ticket reused)", "conn/s", True, 0),
+    "tls_res_p50": ("TLS resumed connection time, median", "us", False, 0),
+    "tls_res_p99": ("TLS resumed connection time, 99th percentile", "us", False, 0),
+    "tls_res_cpu": ("proxy CPU time per TLS resumed handshake", "us", False, 1),
+    "tls_res_busy": ("proxy CPU use during TLS resumptions", "%", None, 0),
+    "tls_res_tickets": ("TLS tickets sent per resumed handshake", "tickets", None, 2),
+    "tls_res_missed": ("TLS resumptions refused (full handshake instead)", "conn", None, 0),
+    "tls_su_rate": ("TLS connections per second, single-use tickets (browser-like)", "conn/s", True, 0),
+    "tls_su_resumed": ("share of those that resumed", "%", True, 0),
+    "tls_su_cpu": ("proxy CPU time per connection, single-use tickets", "us", False, 1),
+    "tls_tput": ("TLS echo throughput, each way", "MB/s", True, 0),
+    "tls_tput_cpu": ("proxy CPU time per MB of TLS echo", "us/MB", False, 0),
+    "tls_tput_busy": ("proxy CPU use during TLS echo", "%", None, 0),
 }
 TARGET_ORDER = ["direct", "haproxy", "castellan", "castellan-copy", "castellan-splice"]
 
@@ -47,8 +69,8 @@ def main() -> int:
                 except ValueError:
                     continue  # a failed measurement is recorded as "failed"
                 results.setdefault(fields[1], {}).setdefault(fields[2], []).append(value)
-            elif fields[0] == "rss" and len(fields) == 5:
-                rss[fields[1]] = (int(fields[2]), int(fields[3]), int(fields[4]))
+            elif fields[0] in ("rss", "rss_tls") and len(fields) == 5:
+                rss.setdefault(fields[0], {})[fields[1]] = (int(fields[2]), int(fields[3]), int(fields[4]))
 
     for key, value in meta:
         print(f"{key + ':':<14} {value}")
@@ -64,7 +86,7 @@ def main() -> int:
         per = results.get(metric)
         if not per:
             continue
-        row = [f"{label} ({unit}{'' if higher_better else ', lower is better'})"]
+        row = [f"{label} ({unit}{', lower is better' if higher_better is False else ''})"]
         for target in targets:
             values = per.get(target)
             if not values:
@@ -75,7 +97,7 @@ def main() -> int:
         if "haproxy" in targets:
             for castellan in castellans:
                 ours, theirs = per.get(castellan), per.get("haproxy")
-                if not ours or not theirs or statistics.median(theirs) == 0:
+                if higher_better is None or not ours or not theirs or statistics.median(theirs) == 0:
                     row.append("-")
                     continue
                 ratio = statistics.median(ours) / statistics.median(theirs)
@@ -92,14 +114,25 @@ def main() -> int:
     else:
         print("(no throughput or connection-rate results)")
 
-    if rss:
+    titles = {
+        "rss": "Memory per idle proxied connection (VmRSS of the proxy process, before and after):",
+        "rss_tls": "Memory per idle TLS connection (handshake and one echo done, real-server connection open):",
+    }
+    for kind, title in titles.items():
+        if kind not in rss:
+            continue
         print()
-        print("Memory per idle proxied connection (VmRSS of the proxy process, before and after):")
-        for target in sorted(rss, key=lambda t: TARGET_ORDER.index(t) if t in TARGET_ORDER else 99):
-            before, after, count = rss[target]
+        print(title)
+        per_target = {}
+        for target in sorted(rss[kind], key=lambda t: TARGET_ORDER.index(t) if t in TARGET_ORDER else 99):
+            before, after, count = rss[kind][target]
             per_connection = (after - before) * 1024 / count if count else 0
+            per_target[target] = per_connection
             print(f"  {target:<17} {per_connection:8.0f} bytes per connection "
                   f"({before} kB -> {after} kB for {count} connections; kernel socket buffers not included)")
+        for target, per_connection in per_target.items():
+            if target.startswith("castellan") and per_target.get("haproxy", 0) > 0:
+                print(f"  {target}/haproxy: {per_connection / per_target['haproxy']:.2f}x")
     return 0
 
 
