@@ -17,7 +17,7 @@ packages=(
     libboost1.81-dev libssl-dev nlohmann-json3-dev libfmt-dev catch2
     # tests, benchmark, demo
     python3 openssl iproute2 procps
-    haproxy iperf3 nginx curl netcat-openbsd
+    haproxy iperf3 nginx curl netcat-openbsd testssl.sh
     python3-selenium chromium chromium-driver
     # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
     # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
