@@ -275,8 +275,11 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         } else if (body_follows) {
             framing = {http::Framing::until_close, 0};
         }
-        exchange.keep_alive =
-            request.keep_alive && response.keep_alive() && framing.framing != http::Framing::until_close;
+        // A request body still coming when the final response is (a 401 or 413
+        // to Expect: 100-continue): its rest cannot be told from a next request,
+        // so the connection ends, and the client is told.
+        exchange.keep_alive = request.keep_alive && response.keep_alive() &&
+                              framing.framing != http::Framing::until_close && exchange.upload_done;
         const std::string text =
             http::forwarded_response(head, framing, exchange.keep_alive, request.version, request.set_cookie);
         if (!co_await write_all(to, net::buffer(text))) {
@@ -398,17 +401,26 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     const std::string client_address = client_endpoint.address().to_string();
     const bool forwarded_for = service.config.http.x_forwarded_for;
     boost::system::error_code ignored;
+    bool first_request = true;
 
     for (;;) {
-        // The head's deadline starts with its first byte: an idle keep-alive
-        // connection waits under idle_s only.
-        if (from_client.buffer.size() == 0 && !(client_tls && SSL_has_pending(client_tls.get()))) {
+        // The first head's deadline starts at accept (a client that connects
+        // and says nothing is cut); a later one's with its first byte, so that
+        // a kept-alive connection idles under idle_s.
+        const auto header_time = std::chrono::milliseconds(service.config.timeouts.client_header_ms);
+        if (first_request) {
+            live_session.phase_deadline = std::chrono::steady_clock::now() + header_time;
+            live_session.phase_timeout = "client_header_timeout";
+        } else if (from_client.buffer.size() == 0 && !(client_tls && SSL_has_pending(client_tls.get()))) {
             auto [wait_error] = co_await client.async_wait(tcp::socket::wait_read, use);
             if (wait_error) break;
         }
+        first_request = false;
         const auto started = std::chrono::steady_clock::now();
-        live_session.phase_deadline = started + std::chrono::milliseconds(service.config.timeouts.client_header_ms);
-        live_session.phase_timeout = "client_header_timeout";
+        if (live_session.phase_deadline == std::chrono::steady_clock::time_point::max()) {
+            live_session.phase_deadline = started + header_time;
+            live_session.phase_timeout = "client_header_timeout";
+        }
         from_client.bytes = 0;
         from_client.consumed = 0;
         RequestParser request;
@@ -418,7 +430,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
         const std::string_view server_name = upstream ? std::string_view(upstream->server->config.name) : "-";
         if (head_error) {
-            if (from_client.bytes == 0 && from_client.buffer.size() == 0) break;  // closed between requests
+            // Closed between requests (or, first, connected and closed): no request.
+            if (from_client.bytes == 0 && from_client.buffer.size() == 0 && !live_session.closed_because) break;
             const auto status = status_for_head_error(head_error);
             std::uint64_t sent = 0;
             if (status) sent = co_await answer_error(client_side, *status);

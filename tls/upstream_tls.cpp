@@ -23,7 +23,12 @@ void SessionSlot::store(SSL_SESSION* session) {
 
 void SessionSlot::offer_to(SSL* ssl) {
     std::lock_guard lock(mutex_);
-    if (session_ && SSL_SESSION_is_resumable(session_.get())) SSL_set_session(ssl, session_.get());
+    if (!session_ || !SSL_SESSION_is_resumable(session_.get())) return;
+    // A copy: OpenSSL marks the session of a connection freed without
+    // close_notify as not resumable, and a real server's connection often ends
+    // that way (it closed first, or failed).
+    SslSessionPtr copy(SSL_SESSION_dup(session_.get()));
+    if (copy) SSL_set_session(ssl, copy.get());  // takes its own reference
 }
 
 std::unique_ptr<UpstreamTls> UpstreamTls::make(bool verify, const std::optional<std::string>& ca_file,
@@ -76,9 +81,11 @@ SslPtr UpstreamTls::new_session(boost::asio::ip::tcp::socket& socket, SessionSlo
 
 int UpstreamTls::on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* slot = static_cast<SessionSlot*>(SSL_get_ex_data(ssl, slot_index()));
-    if (!slot) return 0;  // OpenSSL keeps its reference and frees it
-    slot->store(session);
-    return 1;  // the slot holds the reference now
+    // A copy, for the reason offer_to() gives: `session` stays the connection's.
+    if (slot) {
+        if (SSL_SESSION* copy = SSL_SESSION_dup(session)) slot->store(copy);
+    }
+    return 0;  // OpenSSL keeps its own reference
 }
 
 }  // namespace castellan::tls

@@ -984,6 +984,15 @@ class HttpErrors(HttpTestBase):
 class HttpLoad(HttpTestBase):
     SLOW = 200
 
+    def test_a_client_that_says_nothing_is_cut_at_client_header_ms(self):
+        # The first request's deadline runs from accept, not from its first byte.
+        self.start_http(timeouts={"client_header_ms": 1000})
+        sock = connect_via(self.port)
+        self.addCleanup(sock.close)
+        began = time.monotonic()
+        self.assertTrue(peer_closed(sock, wait=3.0), "a silent connection outlived client_header_ms")
+        self.assertGreaterEqual(time.monotonic() - began, 0.9)
+
     def test_slowloris_is_cut_while_normal_clients_are_served(self):
         self.start_http(timeouts={"client_header_ms": 1000})
         template = b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "

@@ -258,6 +258,7 @@ class TlsBackend(TcpServer):
         self.context.sni_callback = self._note_sni
         self.server_names = []
         self.versions = []
+        self.resumed = []  # per handshake: did the client (castellan) resume a session?
         self.handshakes = 0
         self.handshake_errors = 0
         super().__init__()
@@ -279,6 +280,7 @@ class TlsBackend(TcpServer):
             with self._lock:
                 self.handshakes += 1
                 self.versions.append(tls.version())
+                self.resumed.append(tls.session_reused)
             tls.settimeout(0.2)
             try:
                 tls.sendall((self.name + "\n").encode())
@@ -994,6 +996,20 @@ class ReencryptTest(TlsTestBase):
         self.assertTrue(wait_for(lambda: self.close_lines(), timeout=5.0), self.log_tail())
         line = self.close_lines()[0]
         self.assertEqual((line.get("server"), line.get("sni")), ("tls1", "a.test"), line)
+
+    def test_connections_to_a_real_server_resume_its_tls_session(self):
+        # One full handshake with the CAS, then resumptions: castellan keeps the
+        # last session of each real server (a TLS 1.3 ticket arrives after the
+        # handshake, with the first bytes read from it).
+        backend = self.backend("tls1")
+        self.reencrypt([("tls1", backend.port)], verify=True, ca=PKI["ca"][0], sni="backend.test")
+        for _ in range(4):
+            tls = self.tls_connect("a.test", client_context(check_hostname=True))
+            self.echo_round(tls, "tls1")
+            tls.close()
+        self.assertTrue(wait_for(lambda: backend.handshakes == 4, timeout=5.0), self.log_tail())
+        self.assertFalse(backend.resumed[0])
+        self.assertTrue(all(backend.resumed[1:]), f"resumed per handshake: {backend.resumed}" + self.log_tail())
 
     def test_unverified_upstream_is_the_default(self):
         backend = self.backend("tls1", cert="backend_untrusted")
