@@ -272,8 +272,9 @@ class TestsslTest(IntegrationTest):
 
     def test_no_medium_or_worse_finding(self):
         findings = self.run_testssl()
-        tail = (f"\ntestssl exit {self.returncode} after {self.elapsed:.0f} s; output tail:\n"
-                f"{self.output[-4000:]}")
+        alive = "running" if self.proxy.running() else f"exited with {self.proxy.proc.poll()}"
+        tail = (f"\ncastellan {alive}; testssl exit {self.returncode} after {self.elapsed:.0f} s;"
+                f" output tail:\n{self.output[-4000:]}")
 
         problems = [f for f in findings if f.get("severity") == "FATAL" or f.get("id") == "scanProblem"]
         if problems:
