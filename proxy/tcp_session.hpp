@@ -22,8 +22,11 @@ struct SessionEnvironment {
     std::atomic<std::int64_t>& live_sessions;  // all workers: for graceful stop
 };
 
-// Chooses and connects a real server, then splices bytes both ways until both
-// sides have closed, an error, or `idle_s` without a byte in either direction.
+// TLS first when the service has it (terminate/reencrypt: castellan's own
+// handshake; passthrough: the ClientHello read for its SNI), under
+// handshake_ms; then chooses and connects a real server (with TLS for
+// reencrypt) and moves bytes both ways until both sides have closed, an error,
+// or `idle_s` without a byte in either direction.
 // Logs one `close` line unless the config's access_log leaves it out (`errors`:
 // only a reason other than `closed`; `off`: none). Keeps `runtime` alive for its
 // whole life, so a reload never changes the settings of a running connection.
