@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Fuzzes the TLS ClientHello parser (tls/client_hello.cpp) with libFuzzer.
+# Fuzzes, with libFuzzer, what castellan parses straight from untrusted clients:
+# the TLS ClientHello parser (tls/client_hello.cpp) and the persistence cookie's
+# codec (persistence/cookie_codec.cpp).
 #
 #   scripts/fuzz.sh [--skip-if-missing] [SECONDS]
 #
-# Builds fuzz/client_hello_fuzz.cpp with clang++-14 -fsanitize=fuzzer,address,
+# Builds each fuzz/NAME_fuzz.cpp with clang++-14 -fsanitize=fuzzer,address,
 # undefined into build-fuzz/, then runs it for SECONDS (default 60) starting from
-# a copy of fuzz/corpus/client_hello/: the inputs it finds go to a temporary
-# folder, never into the repository. Exits non-zero when the fuzzer finds a
-# crash, a broken property or a slow input, after printing that input in hex;
-# the input is also kept in build-fuzz/artifacts/ to reproduce it with
-# `build-fuzz/client_hello_fuzz FILE`.
+# a copy of fuzz/corpus/NAME/: the inputs it finds go to a temporary folder,
+# never into the repository. Exits non-zero when a fuzzer finds a crash, a broken
+# property or a slow input, after printing that input in hex; the input is also
+# kept in build-fuzz/artifacts/ to reproduce it with `build-fuzz/NAME_fuzz FILE`.
 #
 # Needs Debian's clang-14, libfuzzer-14-dev and libclang-rt-14-dev (scripts/setup.sh
 # installs them). Without them it fails, or with --skip-if-missing (as CI runs it)
@@ -44,46 +45,57 @@ runtime="$("$clang" -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m
 [[ -f $runtime ]] || missing "libFuzzer's runtime $runtime not found"
 
 build=build-fuzz
-binary=$build/client_hello_fuzz
 mkdir -p "$build"
-echo "fuzz.sh: building $binary"
-"$clang" -std=c++20 -O1 -g -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Wall -Wextra -Werror -I. \
-    tls/client_hello.cpp fuzz/client_hello_fuzz.cpp -o "$binary"
+failed=0
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/castellan-fuzz.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-mkdir "$work/corpus" "$work/artifacts"
-cp fuzz/corpus/client_hello/* "$work/corpus/"
+# fuzz_target NAME MAX_LEN DICT SOURCES...: builds $build/NAME_fuzz from SOURCES and
+# fuzzes a temporary copy of fuzz/corpus/NAME for $seconds.
+fuzz_target() {
+    local name=$1 max_len=$2 dict=$3
+    shift 3
+    local binary=$build/${name}_fuzz
+    echo "fuzz.sh: building $binary"
+    "$clang" -std=c++20 -O1 -g -fno-omit-frame-pointer \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Werror -I. \
+        "$@" -o "$binary"
 
-echo "fuzz.sh: running for $seconds s on a copy of fuzz/corpus/client_hello ($(ls "$work/corpus" | wc -l) seeds)"
-# -use_value_profile rewards inputs that come closer to the values the parser
-# compares with: it finds an off-by-one in the SNI character check within
-# seconds, which coverage alone missed in 60 s. The outer timeout only catches a
-# fuzzer that hangs outside an input (-timeout catches slow inputs). The lines for
-# each new input and the recommended dictionary are left out of the log.
-set +e
-timeout --kill-after=10 $((seconds + 120)) \
-    "$binary" "$work/corpus" -max_total_time="$seconds" -max_len=16384 -timeout=10 \
-    -use_value_profile=1 -dict=fuzz/client_hello.dict -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$work/artifacts/" \
-    2>&1 | awk '/^###### Recommended dictionary/ { skip = 1 }
-                !skip && !/^#[0-9]+[[:space:]]+(NEW|REDUCE)[[:space:]]/ { print; fflush() }
-                /^###### End of recommended dictionary/ { skip = 0 }'
-status=${PIPESTATUS[0]}
-set -e
+    local work
+    work=$(mktemp -d "${TMPDIR:-/tmp}/castellan-fuzz.XXXXXX")
+    mkdir "$work/corpus" "$work/artifacts"
+    cp "fuzz/corpus/$name"/* "$work/corpus/"
+    local options=(-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -use_value_profile=1
+                   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/")
+    [[ -n $dict ]] && options+=(-dict="$dict")
 
-found=("$work"/artifacts/*)
-if [[ $status -ne 0 || -e ${found[0]} ]]; then
-    echo "fuzz.sh: FAILED (fuzzer exit status $status)"
-    mkdir -p "$build/artifacts"
-    for artifact in "${found[@]}"; do
-        [[ -e $artifact ]] || continue
-        cp "$artifact" "$build/artifacts/"
-        echo "fuzz.sh: input $build/artifacts/$(basename "$artifact") ($(stat -c %s "$artifact") bytes), in hex:"
-        od -An -tx1 -v "$artifact"
-    done
-    exit 1
-fi
-echo "fuzz.sh: no crash in $seconds s; $(ls "$work/corpus" | wc -l) inputs in the corpus at the end (discarded)"
+    echo "fuzz.sh: running $name for $seconds s on a copy of fuzz/corpus/$name ($(ls "$work/corpus" | wc -l) seeds)"
+    set +e
+    timeout --kill-after=10 $((seconds + 120)) "$binary" "$work/corpus" "${options[@]}" \
+        2>&1 | awk '/^###### Recommended dictionary/ { skip = 1 }
+                    !skip && !/^#[0-9]+[[:space:]]+(NEW|REDUCE)[[:space:]]/ { print; fflush() }
+                    /^###### End of recommended dictionary/ { skip = 0 }'
+    local status=${PIPESTATUS[0]}
+    set -e
+
+    local found=("$work"/artifacts/*)
+    if [[ $status -ne 0 || -e ${found[0]} ]]; then
+        echo "fuzz.sh: $name FAILED (fuzzer exit status $status)"
+        mkdir -p "$build/artifacts"
+        for artifact in "${found[@]}"; do
+            [[ -e $artifact ]] || continue
+            cp "$artifact" "$build/artifacts/"
+            echo "fuzz.sh: input $build/artifacts/$(basename "$artifact") ($(stat -c %s "$artifact") bytes), in hex:"
+            od -An -tx1 -v "$artifact"
+        done
+        failed=1
+    else
+        echo "fuzz.sh: $name: no crash in $seconds s; $(ls "$work/corpus" | wc -l) inputs in the corpus at the end (discarded)"
+    fi
+    rm -rf "$work"
+}
+
+# The ClientHello parser (passthrough reads it from untrusted clients) and the
+# persistence cookie's codec (every http request's Cookie field reaches it).
+fuzz_target client_hello 16384 fuzz/client_hello.dict tls/client_hello.cpp fuzz/client_hello_fuzz.cpp
+fuzz_target cookie 1024 "" persistence/cookie_codec.cpp fuzz/cookie_fuzz.cpp
+exit $failed
