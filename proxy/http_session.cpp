@@ -396,7 +396,6 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     Inbound from_client{client_side, ByteSink{&service_bytes.in, nullptr}, &activity};
     std::unique_ptr<UpstreamConnection> upstream;
     std::optional<Inbound> from_server;
-    std::optional<CountedScope<std::uint32_t>> server_active;
     std::vector<char> upload_chunk, download_chunk;
     const std::string client_address = client_endpoint.address().to_string();
     const bool forwarded_for = service.config.http.x_forwarded_for;
@@ -464,7 +463,6 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
             live_session.server = nullptr;
             live_session.backend = nullptr;
-            server_active.reset();
             from_server.reset();
             upstream.reset();
         }
@@ -480,7 +478,6 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             }
             auto& server = *upstream->server;
             server.state->traffic.total.fetch_add(1, std::memory_order_relaxed);
-            server_active.emplace(server.state->traffic.active);
             auto& server_bytes = server.state->traffic.bytes.slot(environment.worker);
             from_client.sink.server = &server_bytes.in;
             from_server.emplace(StreamSide{&upstream->socket, upstream->tls.get()},

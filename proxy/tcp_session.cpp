@@ -144,7 +144,6 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     tcp::socket& backend = upstream->socket;
     auto& server_traffic = server.state->traffic;
     server_traffic.total.fetch_add(1, std::memory_order_relaxed);
-    CountedScope server_active(server_traffic.active);
 
     // Bytes are counted into this worker's slots as they flow (lasting_state.hpp).
     auto& service_bytes = service_traffic.bytes.slot(environment.worker);

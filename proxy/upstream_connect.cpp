@@ -145,7 +145,10 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         auto& server = *service.servers[*next];
         // On the heap, so that the socket stays where a TLS session's BIO
         // points (socket_bio.hpp) when the connection changes hands.
-        auto made = std::make_unique<UpstreamConnection>(UpstreamConnection{tcp::socket(executor), nullptr, &server, false});
+        // Counted as active from now: a failed attempt gives the count back
+        // with `made`.
+        auto made = std::make_unique<UpstreamConnection>(
+            UpstreamConnection{tcp::socket(executor), nullptr, &server, false, ActiveClaim(server.state->traffic.active)});
         boost::system::error_code error;
         std::string detail;
         ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), upstream_sni,

@@ -8,16 +8,50 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <utility>
 
 namespace castellan::proxy {
+
+// One connection counted in a real server's `active` (what least_connections
+// reads, and the status shows) from the moment its connect starts until it is
+// released: a burst of connects (every Outlook after a failover) sees the ones
+// still in flight instead of piling onto the server that looked idle.
+class ActiveClaim {
+public:
+    ActiveClaim() = default;
+    explicit ActiveClaim(std::atomic<std::uint32_t>& counter) : counter_(&counter) {
+        counter_->fetch_add(1, std::memory_order_relaxed);
+    }
+    ActiveClaim(ActiveClaim&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
+    ActiveClaim& operator=(ActiveClaim&& other) noexcept {
+        if (this != &other) {
+            release();
+            counter_ = std::exchange(other.counter_, nullptr);
+        }
+        return *this;
+    }
+    ActiveClaim(const ActiveClaim&) = delete;
+    ActiveClaim& operator=(const ActiveClaim&) = delete;
+    ~ActiveClaim() { release(); }
+    void release() {
+        if (counter_) counter_->fetch_sub(1, std::memory_order_relaxed);
+        counter_ = nullptr;
+    }
+
+private:
+    std::atomic<std::uint32_t>* counter_ = nullptr;
+};
 
 struct UpstreamConnection {
     boost::asio::ip::tcp::socket socket;
     tls::SslPtr tls;  // re-encrypting services: the session on `socket` (declared after it: freed first)
     RealServerRuntime* server;
-    bool persisted;  // counted in the source-IP table: release it at close
+    bool persisted;      // counted in the source-IP table: release it at close
+    ActiveClaim active;  // counted in server->state->traffic.active while this lives
 };
 
 // Connects to a real server of `service` for the client `client`:
