@@ -1,5 +1,6 @@
 #include "proxy/http_head.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
 #include <fmt/format.h>
@@ -15,11 +16,7 @@ namespace {
 
 using beast_http::field;
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using boost::beast::iequals;
 
 // RFC 9110 5.6.2 token characters.
 bool is_token_char(char c) {

@@ -97,9 +97,11 @@ net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser)
 // Writes `data` to `to`, as one chunk of the chunked coding when `chunked`.
 net::awaitable<bool> write_body_piece(StreamSide to, const char* data, std::size_t size, bool chunked) {
     if (!chunked) co_return co_await write_all(to, net::buffer(data, size));
-    const std::string size_line = fmt::format("{:x}\r\n", size);
+    std::array<char, 24> size_line;
+    const auto line = fmt::format_to_n(size_line.data(), size_line.size(), "{:x}\r\n", size);
     static constexpr std::string_view crlf = "\r\n";
-    const std::array<net::const_buffer, 3> pieces{net::buffer(size_line), net::buffer(data, size), net::buffer(crlf)};
+    const std::array<net::const_buffer, 3> pieces{net::buffer(size_line.data(), line.size), net::buffer(data, size),
+                                                  net::buffer(crlf)};
     co_return co_await write_all(to, std::span<const net::const_buffer>(pieces));
 }
 

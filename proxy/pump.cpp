@@ -61,20 +61,27 @@ void Pump::start(bool readable_now) {
     }
 }
 
+// A TLS end's read or write as a step of the pump; `on_closed` is what the
+// session being closed means for it.
+Pump::Step Pump::step_of(const tls::TlsIo& io, Step::Kind on_closed) {
+    switch (io.status) {
+        case tls::TlsIo::Status::done: return {Step::Kind::moved, io.bytes, {}};
+        case tls::TlsIo::Status::want_read: return {Step::Kind::wait_read, 0, {}};
+        case tls::TlsIo::Status::want_write: return {Step::Kind::wait_write, 0, {}};
+        case tls::TlsIo::Status::closed:
+            if (on_closed == Step::Kind::ended) return {Step::Kind::ended, 0, {}};
+            break;
+        case tls::TlsIo::Status::failed: break;
+    }
+    return {Step::Kind::failed, 0, net::error::connection_aborted};
+}
+
 // Plain recv/send with MSG_DONTWAIT rather than Asio's read_some and
 // write_some: those need the socket's user non-blocking mode, an extra ioctl
 // per socket per connection. TLS ends go through the same flags (socket_bio.hpp).
 Pump::Step Pump::read_some(char* data, std::size_t size) {
-    if (from_tls_) {
-        const tls::TlsIo io = tls::tls_read(from_tls_, data, size);
-        switch (io.status) {
-            case tls::TlsIo::Status::done: return {Step::Kind::moved, io.bytes, {}};
-            case tls::TlsIo::Status::want_read: return {Step::Kind::wait_read, 0, {}};
-            case tls::TlsIo::Status::want_write: return {Step::Kind::wait_write, 0, {}};
-            case tls::TlsIo::Status::closed: return {Step::Kind::ended, 0, {}};
-            case tls::TlsIo::Status::failed: return {Step::Kind::failed, 0, net::error::connection_aborted};
-        }
-    }
+    // The peer's close_notify (or FIN) ends a read.
+    if (from_tls_) return step_of(tls::tls_read(from_tls_, data, size), Step::Kind::ended);
     const ssize_t got = ::recv(from_.native_handle(), data, size, MSG_DONTWAIT);
     if (got > 0) return {Step::Kind::moved, static_cast<std::size_t>(got), {}};
     if (got == 0) return {Step::Kind::ended, 0, {}};
@@ -83,16 +90,8 @@ Pump::Step Pump::read_some(char* data, std::size_t size) {
 }
 
 Pump::Step Pump::write_some(const char* data, std::size_t size) {
-    if (to_tls_) {
-        const tls::TlsIo io = tls::tls_write(to_tls_, data, size);
-        switch (io.status) {
-            case tls::TlsIo::Status::done: return {Step::Kind::moved, io.bytes, {}};
-            case tls::TlsIo::Status::want_read: return {Step::Kind::wait_read, 0, {}};
-            case tls::TlsIo::Status::want_write: return {Step::Kind::wait_write, 0, {}};
-            case tls::TlsIo::Status::closed:
-            case tls::TlsIo::Status::failed: return {Step::Kind::failed, 0, net::error::connection_aborted};
-        }
-    }
+    // A write to a closed session fails.
+    if (to_tls_) return step_of(tls::tls_write(to_tls_, data, size), Step::Kind::failed);
     const ssize_t sent = ::send(to_.native_handle(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent >= 0) return {Step::Kind::moved, static_cast<std::size_t>(sent), {}};
     if (would_block(errno)) return {Step::Kind::wait_write, 0, {}};

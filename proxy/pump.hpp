@@ -4,6 +4,7 @@
 
 #include "proxy/lasting_state.hpp"
 #include "proxy/pipe_pool.hpp"
+#include "tls/tls_io.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -123,6 +124,7 @@ private:
         std::size_t bytes = 0;
         boost::system::error_code error;
     };
+    static Step step_of(const tls::TlsIo& io, Step::Kind on_closed);
     Step read_some(char* data, std::size_t size);
     Step write_some(const char* data, std::size_t size);
 

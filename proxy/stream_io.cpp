@@ -6,7 +6,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <vector>
 
 namespace castellan::proxy {
 namespace net = boost::asio;
@@ -36,8 +35,8 @@ net::awaitable<bool> write_all(StreamSide side, std::span<const net::const_buffe
         }
         co_return true;
     }
-    const std::vector<net::const_buffer> sequence(pieces.begin(), pieces.end());
-    auto [error, written] = co_await net::async_write(*side.socket, sequence, net::as_tuple(net::use_awaitable));
+    // The span is a buffer sequence itself; the caller's buffers outlive the write.
+    auto [error, written] = co_await net::async_write(*side.socket, pieces, net::as_tuple(net::use_awaitable));
     co_return !error;
 }
 

@@ -74,6 +74,23 @@ void for_each_server(const nlohmann::json& services, Visit visit) {
     }
 }
 
+// One sample per entry of each service's `section`.`key` object of counts
+// (the JSON's breakdowns: failures by reason, responses by class), labelled
+// `label`="<entry>". Services without that section have none.
+void sample_breakdown(Family& family, const nlohmann::json& services, const char* section, const char* key,
+                      const char* label) {
+    for (const auto& service : services) {
+        const auto part = service.find(section);
+        if (part == service.end() || !part->is_object()) continue;
+        const auto counts = part->find(key);
+        if (counts == part->end() || !counts->is_object()) continue;
+        for (const auto& [name, count] : counts->items()) {
+            family.sample(fmt::format("{},{}=\"{}\"", service_labels(service), label, escaped(name)),
+                          count.is_number() ? count.get<std::uint64_t>() : 0);
+        }
+    }
+}
+
 }  // namespace
 
 std::string metrics_text(const nlohmann::json& status) {
@@ -115,28 +132,12 @@ std::string metrics_text(const nlohmann::json& status) {
         }
         Family failures(out, "castellan_tls_handshake_failures_total", "counter",
                         "Client TLS handshakes (or passthrough ClientHellos) that failed, by reason.");
-        for (const auto& service : services) {
-            const auto& tls = service.value("tls", nlohmann::json());
-            if (!tls.is_object()) continue;
-            const auto by_reason = tls.value("handshake_failures", nlohmann::json::object());
-            for (const auto& [reason, count] : by_reason.items()) {
-                failures.sample(fmt::format("{},reason=\"{}\"", service_labels(service), escaped(reason)),
-                                count.is_number() ? count.get<std::uint64_t>() : 0);
-            }
-        }
+        sample_breakdown(failures, services, "tls", "handshake_failures", "reason");
     }
     {
         Family family(out, "castellan_http_responses_total", "counter",
                       "Responses of http-mode services by status class (none: the client left before one).");
-        for (const auto& service : services) {
-            const auto& http = service.value("http", nlohmann::json());
-            if (!http.is_object()) continue;
-            const auto responses = http.value("responses", nlohmann::json::object());
-            for (const auto& [status_class, count] : responses.items()) {
-                family.sample(fmt::format("{},class=\"{}\"", service_labels(service), escaped(status_class)),
-                              count.is_number() ? count.get<std::uint64_t>() : 0);
-            }
-        }
+        sample_breakdown(family, services, "http", "responses", "class");
     }
     {
         Family family(out, "castellan_real_server_state", "gauge",
