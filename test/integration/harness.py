@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -596,7 +597,8 @@ def recv_exactly(sock, size, timeout=SOCKET_TIMEOUT):
 
 
 def read_to_end(sock, timeout=SOCKET_TIMEOUT, limit=1 << 20):
-    """Reads until EOF. Returns (data, how) with how in "eof", "reset", "timeout"."""
+    """Reads a (plain or TLS) socket until EOF. Returns (data, how) with how in "eof",
+    "reset", "timeout"; a TLS error (an alert, an unexpected EOF) counts as a reset."""
     deadline = time.monotonic() + timeout
     data = bytearray()
     while len(data) <= limit:
@@ -608,7 +610,7 @@ def read_to_end(sock, timeout=SOCKET_TIMEOUT, limit=1 << 20):
             chunk = sock.recv(65536)
         except socket.timeout:
             return bytes(data), "timeout"
-        except (ConnectionResetError, ConnectionAbortedError):
+        except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
             return bytes(data), "reset"
         if not chunk:
             return bytes(data), "eof"

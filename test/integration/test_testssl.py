@@ -26,7 +26,6 @@ minutes (2 cores); it is cut off after TESTSSL_TIMEOUT.
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -36,6 +35,7 @@ import tempfile
 import time
 import unittest
 
+from pki import random_serial as _serial, run_openssl as _openssl, write_text as _write
 from harness import HOST, IntegrationTest, TcpServer, free_port, make_config, tcp_service
 
 VS = "testssl-front"
@@ -110,20 +110,6 @@ def testssl_command():
 # A throwaway PKI made with the openssl command line
 
 
-def _openssl(*args):
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
-def _write(path, text):
-    with open(path, "w") as out:
-        out.write(text)
-
-
-def _serial():
-    return str(secrets.randbits(62) | 1)
 
 
 def make_pki(folder):

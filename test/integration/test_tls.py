@@ -12,7 +12,6 @@ leaf certificates for a.test, b.test, *.wild.test, x.wild.test and the backend
 import os
 import random
 import re
-import secrets
 import select
 import shutil
 import signal
@@ -27,6 +26,7 @@ import urllib.error
 import urllib.request
 import warnings
 
+from pki import random_serial as _serial, run_openssl as _openssl, write_text as _write
 from harness import (
     HOST,
     ConfigDir,
@@ -40,6 +40,7 @@ from harness import (
     make_config,
     parse_log_line,
     read_line,
+    read_to_end,
     run_cli,
     tcp_service,
     wait_for,
@@ -56,20 +57,6 @@ HANDSHAKE_METRIC = "castellan_tls_handshakes_total"
 # A throwaway PKI made with the openssl command line
 
 
-def _openssl(*args):
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
-def _write(path, text):
-    with open(path, "w") as out:
-        out.write(text)
-
-
-def _serial():
-    return str(secrets.randbits(62) | 1)
 
 
 def make_ca(folder, stem, common_name):
@@ -215,28 +202,6 @@ def split_records(data):
         offset += 5 + length
     assert offset == len(data), "trailing partial record"
     return records
-
-
-def read_all(sock, timeout=5.0, limit=1 << 20):
-    """Reads a (TLS or plain) socket until EOF: (data, how), how in eof/reset/timeout.
-    A TLS error (alert, unexpected EOF) counts as a reset."""
-    deadline = time.monotonic() + timeout
-    data = bytearray()
-    while len(data) <= limit:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(data), "timeout"
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return bytes(data), "timeout"
-        except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
-            return bytes(data), "reset"
-        if not chunk:
-            return bytes(data), "eof"
-        data += chunk
-    raise AssertionError(f"more than {limit} bytes before EOF")
 
 
 def fd_count(pid):
@@ -1025,7 +990,7 @@ class ReencryptTest(TlsTestBase):
         try:
             tls = client_context().wrap_socket(raw, server_hostname="a.test")
             self.addCleanup(tls.close)
-            data, how = read_all(tls, timeout=5.0)
+            data, how = read_to_end(tls, timeout=5.0)
         except OSError:
             data, how = b"", "handshake refused"
         self.assertEqual(data, b"", "the client got bytes from an unverified real server")
@@ -1066,7 +1031,7 @@ class ReencryptTest(TlsTestBase):
         self.reencrypt([("nginx", nginx.port)], verify=True, ca=PKI["ca"][0], sni="backend.test")
         tls = self.tls_connect("a.test", client_context(check_hostname=True))
         tls.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
-        data, how = read_all(tls, timeout=5.0)
+        data, how = read_to_end(tls, timeout=5.0)
         self.assertTrue(data.startswith(b"HTTP/1.1 200"), repr(data[:200]) + self.log_tail())
         self.assertTrue(data.endswith(b"\r\n\r\nhello\n"), repr(data[-200:]))
         logged = wait_for(lambda: nginx.log_text(nginx.access_log), timeout=5.0)
