@@ -209,7 +209,14 @@ void Pump::splice_some() {
         const ssize_t got = ::splice(from_.native_handle(), nullptr, pipe_.write_end(), nullptr, splice_chunk,
                                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (got < 0) {
-            if (would_block(errno)) return wait_readable();
+            if (would_block(errno)) {
+                // The pipe is empty (drained above) and the direction idles:
+                // give its two descriptors back until data comes, so that a
+                // connection that once carried bulk data idles as cheaply as
+                // one that never did.
+                tools_.pipes->give_back(std::move(pipe_));
+                return wait_readable();
+            }
             return fail(PumpEnd::Kind::read_error, last_error());
         }
         if (got == 0) return finish({PumpEnd::Kind::eof, {}});
@@ -222,6 +229,9 @@ void Pump::splice_some() {
         // run out of slots first), so go on until EAGAIN: this path carries bulk
         // transfers, where the extra try is cheap.
     }
+    // Yielding to the loop: the pipe is empty, and the sender may have paused
+    // for good.
+    tools_.pipes->give_back(std::move(pipe_));
     wait_readable();
 }
 

@@ -158,7 +158,7 @@ private:
     std::unique_ptr<char[]> rest_;
     std::size_t rest_size_ = 0;
     std::size_t rest_written_ = 0;
-    Pipe pipe_;  // borrowed from the pool while splicing
+    Pipe pipe_;  // borrowed from the pool while bytes sit in it or flow; given back when the direction idles
 };
 
 }  // namespace castellan::proxy
