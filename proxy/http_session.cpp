@@ -1,5 +1,6 @@
 #include "proxy/http_session.hpp"
 
+#include "proxy/http_body.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/log.hpp"
 #include "proxy/session_common.hpp"
@@ -10,20 +11,13 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-
-#include <fmt/format.h>
 
 #include <sys/socket.h>
 
 #include <cerrno>
 
-#include <array>
 #include <chrono>
-#include <span>
 #include <string_view>
 #include <memory>
 #include <optional>
@@ -40,118 +34,9 @@ using namespace net::experimental::awaitable_operators;
 namespace {
 
 constexpr auto use = net::as_tuple(net::use_awaitable);
-// How much one read takes from a socket, and the most of a body held at once
-// per direction: bodies are streamed through this, never held whole.
-constexpr std::size_t read_chunk = 16 * 1024;
-constexpr std::size_t body_chunk = 16 * 1024;
 // A real server's response head may be this large (the client's limit is the
 // config's http.max_header_bytes).
 constexpr std::uint32_t response_header_limit = 64 * 1024;
-
-using RequestParser = bhttp::request_parser<bhttp::buffer_body>;
-using ResponseParser = bhttp::response_parser<bhttp::buffer_body>;
-
-// Where the bytes read from one side wait to be parsed, and what was read.
-struct Inbound {
-    Inbound(StreamSide side, ByteSink sink, Activity* activity) : side(side), sink(sink), activity(activity) {}
-    StreamSide side;
-    ByteSink sink;
-    Activity* activity = nullptr;
-    beast::flat_buffer buffer;
-    std::uint64_t bytes = 0;     // read from `side` since the current request began
-    std::uint64_t consumed = 0;  // of those and earlier ones, taken by the current message (its own bytes_in)
-};
-
-// Reads once more from `in`'s side into its buffer.
-net::awaitable<boost::system::error_code> fill(Inbound& in) {
-    auto space = in.buffer.prepare(read_chunk);
-    boost::system::error_code error;
-    const std::size_t got = co_await read_some(in.side, static_cast<char*>(space.data()), space.size(), error);
-    in.buffer.commit(got);
-    if (got > 0) {
-        in.bytes += got;
-        in.sink.add(got);
-        in.activity->last = std::chrono::steady_clock::now();
-    }
-    co_return error;
-}
-
-// Parses a message head from `in`, reading as needed; the bytes after it stay
-// in the buffer.
-template <typename Parser>
-net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser) {
-    for (;;) {
-        if (in.buffer.size() > 0) {
-            boost::system::error_code error;
-            const std::size_t used = parser.put(in.buffer.data(), error);
-            in.buffer.consume(used);
-            in.consumed += used;
-            if (parser.is_header_done()) co_return boost::system::error_code();
-            if (error && error != bhttp::error::need_more) co_return error;
-        }
-        const boost::system::error_code error = co_await fill(in);
-        if (error) co_return error;
-    }
-}
-
-// Writes `data` to `to`, as one chunk of the chunked coding when `chunked`.
-net::awaitable<bool> write_body_piece(StreamSide to, const char* data, std::size_t size, bool chunked) {
-    if (!chunked) co_return co_await write_all(to, net::buffer(data, size));
-    std::array<char, 24> size_line;
-    const auto line = fmt::format_to_n(size_line.data(), size_line.size(), "{:x}\r\n", size);
-    static constexpr std::string_view crlf = "\r\n";
-    const std::array<net::const_buffer, 3> pieces{net::buffer(size_line.data(), line.size), net::buffer(data, size),
-                                                  net::buffer(crlf)};
-    co_return co_await write_all(to, std::span<const net::const_buffer>(pieces));
-}
-
-// How a body's relay ended.
-enum class BodyEnd { done, bad_framing, read_failed, write_failed };
-
-// Moves the body `parser` reads from `in` to `to`, re-chunked when `chunked_out`
-// (a chunked body is decoded by the parser and coded anew: the receiver sees
-// the framing castellan understood). A body that ends with the connection ends
-// at `in`'s EOF.
-template <typename Parser>
-net::awaitable<BodyEnd> relay_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out,
-                                   std::vector<char>& chunk, std::uint64_t& written) {
-    if (chunk.empty()) chunk.resize(body_chunk);
-    while (!parser.is_done()) {
-        auto& body = parser.get().body();
-        body.data = chunk.data();
-        body.size = chunk.size();
-        boost::system::error_code error;
-        std::size_t used = 0;
-        if (in.buffer.size() > 0) {
-            used = parser.put(in.buffer.data(), error);
-            in.buffer.consume(used);
-            in.consumed += used;
-        }
-        if (error == bhttp::error::need_buffer) error = {};
-        const std::size_t got = chunk.size() - body.size;
-        if (got > 0) {
-            const bool sent = co_await write_body_piece(to, chunk.data(), got, chunked_out);
-            if (!sent) co_return BodyEnd::write_failed;
-            written += got;
-        }
-        if (error && error != bhttp::error::need_more) co_return BodyEnd::bad_framing;
-        if (parser.is_done()) break;
-        if (used > 0 || got > 0) continue;
-        const boost::system::error_code read_error = co_await fill(in);
-        if (read_error == net::error::eof) {
-            parser.put_eof(error);  // completes a body that ends with the connection
-            if (error) co_return BodyEnd::read_failed;
-        } else if (read_error) {
-            co_return BodyEnd::read_failed;
-        }
-    }
-    if (chunked_out) {
-        static constexpr std::string_view last_chunk = "0\r\n\r\n";
-        const bool sent = co_await write_all(to, net::buffer(last_chunk));
-        if (!sent) co_return BodyEnd::write_failed;
-    }
-    co_return BodyEnd::done;
-}
 
 http::BodyFraming request_framing(const RequestParser& parser) {
     if (parser.chunked()) return {http::Framing::chunked, 0};
@@ -216,11 +101,17 @@ struct Exchange {
 // The request's body, client to server. On failure it shuts the server's
 // connection down, so that the response side stops too, whether it waits
 // already or has yet to start.
-net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, bool chunked_out,
+net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, const PumpTools& tools,
                             std::vector<char>& chunk, Exchange& exchange) {
     std::uint64_t written = 0;
     BodyEnd end = BodyEnd::done;
-    if (!request.is_done()) end = co_await relay_body(from_client, request, to, chunked_out, chunk, written);
+    // A request without Content-Length or chunked coding has no body: its
+    // parser is done with the head.
+    if (request.chunked()) {
+        end = co_await relay_chunked_body(from_client, request, to, true, chunk, written);
+    } else if (!request.is_done()) {
+        end = co_await relay_counted_body(from_client, request.content_length().value_or(0), to, tools, written);
+    }
     exchange.upload_done = end == BodyEnd::done;
     exchange.bad_request_body = end == BodyEnd::bad_framing;
     if (end != BodyEnd::done) {
@@ -234,7 +125,7 @@ net::awaitable<void> upload(Inbound& from_client, RequestParser& request, Stream
 // head and its body. A response complete before the request body is stops
 // the upload (the client connection then closes).
 net::awaitable<void> download(Inbound& from_server, StreamSide to, const RequestFacts& request,
-                              std::vector<char>& chunk, Exchange& exchange) {
+                              const PumpTools& tools, std::vector<char>& chunk, Exchange& exchange) {
     for (;;) {
         ResponseParser response;
         response.header_limit(response_header_limit);
@@ -291,8 +182,16 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         exchange.bytes_out += text.size();
         if (body_follows && !response.is_done()) {
             std::uint64_t written = 0;
-            const BodyEnd end = co_await relay_body(from_server, response, to,
-                                                    framing.framing == http::Framing::chunked, chunk, written);
+            BodyEnd end = BodyEnd::done;
+            if (response.chunked()) {
+                end = co_await relay_chunked_body(from_server, response, to, framing.framing == http::Framing::chunked,
+                                                  chunk, written);
+            } else {
+                // A length, or none: the body ends with the server's connection.
+                const std::optional<std::uint64_t> length =
+                    framing.framing == http::Framing::content_length ? std::optional(framing.length) : std::nullopt;
+                end = co_await relay_counted_body(from_server, length, to, tools, written);
+            }
             exchange.bytes_out += written;
             if (end != BodyEnd::done) {
                 exchange.result = Exchange::Result::client_gone;
@@ -503,9 +402,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         if (!head_sent) {
             exchange.result = Exchange::Result::bad_gateway;
         } else {
-            co_await (upload(from_client, request, server_side, framing.framing == http::Framing::chunked, upload_chunk,
-                             exchange) &&
-                      download(*from_server, client_side, facts, download_chunk, exchange));
+            co_await (upload(from_client, request, server_side, environment.pump_tools, upload_chunk, exchange) &&
+                      download(*from_server, client_side, facts, environment.pump_tools, download_chunk, exchange));
         }
         if (exchange.bad_request_body && exchange.bytes_out == 0) {
             // The client's body framing failed before any answer: its fault.
@@ -540,13 +438,12 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             live_session.activity = &activity;
             break;
         }
+        // A response that ended before its request body (upload_done false):
+        // the rest of that body cannot be told from a next request.
         if (exchange.result != Exchange::Result::done || !exchange.upload_done || !exchange.keep_alive ||
             live_session.closed_because) {
             break;
         }
-        // A response that ended before its request body: the rest of that body
-        // cannot be told from a next request.
-        if (!request.is_done()) break;
     }
 
     client.close(ignored);
