@@ -1,5 +1,6 @@
 #include "proxy/http_body.hpp"
 
+#include "proxy/chunked_decoder.hpp"
 #include "proxy/pipe_pool.hpp"
 #include "proxy/stream_io.hpp"
 
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <chrono>
 #include <limits>
+#include <stdexcept>
 #include <span>
 #include <string_view>
 
@@ -29,10 +31,9 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr auto use = net::as_tuple(net::use_awaitable);
-// How much one read takes from a socket, and the most of a decoded body held at
-// once per direction.
+// How much one read takes from a socket: the most of a body held at once per
+// direction.
 constexpr std::size_t read_chunk = 16 * 1024;
-constexpr std::size_t body_chunk = 16 * 1024;
 // The most one splice call moves (a pipe holds 64 KiB by default); a body's rest
 // shorter than a read is copied: a pipe would cost more than it saves.
 constexpr std::size_t splice_chunk = 64 * 1024;
@@ -131,7 +132,14 @@ net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser)
     for (;;) {
         if (in.buffer.size() > 0) {
             boost::system::error_code error;
-            const std::size_t used = parser.put(in.buffer.data(), error);
+            std::size_t used = 0;
+            try {
+                used = parser.put(in.buffer.data(), error);
+            } catch (const std::length_error&) {
+                // Beast's fields hold a name or value of at most 64 KiB and throw
+                // beyond it, whatever the header limit: a head too large.
+                co_return make_error_code(bhttp::error::header_limit);
+            }
             in.buffer.consume(used);
             in.consumed += used;
             if (parser.is_header_done()) co_return boost::system::error_code();
@@ -142,31 +150,25 @@ net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser)
     }
 }
 
-template <typename Parser>
-net::awaitable<BodyEnd> relay_chunked_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out,
-                                           std::vector<char>& chunk, std::uint64_t& written) {
-    if (chunk.empty()) chunk.resize(body_chunk);
-    while (!parser.is_done()) {
-        auto& body = parser.get().body();
-        body.data = chunk.data();
-        body.size = chunk.size();
-        boost::system::error_code error;
-        std::size_t used = 0;
+net::awaitable<BodyEnd> relay_chunked_body(Inbound& in, StreamSide to, bool chunked_out, std::uint64_t& written) {
+    http::ChunkedDecoder decoder;
+    while (!decoder.done()) {
         if (in.buffer.size() > 0) {
-            used = parser.put(in.buffer.data(), error);
-            in.buffer.consume(used);
-            in.consumed += used;
+            const auto buffered = in.buffer.data();
+            const http::ChunkedDecoder::Piece piece =
+                decoder.next(std::string_view(static_cast<const char*>(buffered.data()), buffered.size()));
+            if (!piece.data.empty()) {
+                const bool sent = co_await write_body_piece(to, piece.data.data(), piece.data.size(), chunked_out);
+                if (!sent) co_return BodyEnd::write_failed;
+                written += piece.data.size();
+            }
+            in.buffer.consume(piece.used);
+            in.consumed += piece.used;
+            if (decoder.failed()) co_return BodyEnd::bad_framing;
+            // The decoder stops at each chunk's data: what is left is looked at
+            // before reading more.
+            if (in.buffer.size() > 0 || decoder.done()) continue;
         }
-        if (error == bhttp::error::need_buffer) error = {};
-        const std::size_t got = chunk.size() - body.size;
-        if (got > 0) {
-            const bool sent = co_await write_body_piece(to, chunk.data(), got, chunked_out);
-            if (!sent) co_return BodyEnd::write_failed;
-            written += got;
-        }
-        if (error && error != bhttp::error::need_more) co_return BodyEnd::bad_framing;
-        if (parser.is_done()) break;
-        if (used > 0 || got > 0) continue;
         const boost::system::error_code read_error = co_await fill(in);
         if (read_error) co_return BodyEnd::read_failed;  // a chunked body never ends with the connection
     }
@@ -212,9 +214,5 @@ net::awaitable<BodyEnd> relay_counted_body(Inbound& in, std::optional<std::uint6
 
 template net::awaitable<boost::system::error_code> read_head(Inbound&, RequestParser&);
 template net::awaitable<boost::system::error_code> read_head(Inbound&, ResponseParser&);
-template net::awaitable<BodyEnd> relay_chunked_body(Inbound&, RequestParser&, StreamSide, bool, std::vector<char>&,
-                                                    std::uint64_t&);
-template net::awaitable<BodyEnd> relay_chunked_body(Inbound&, ResponseParser&, StreamSide, bool, std::vector<char>&,
-                                                    std::uint64_t&);
 
 }  // namespace castellan::proxy

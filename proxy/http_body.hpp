@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <vector>
 
 namespace castellan::proxy {
 
@@ -37,13 +36,13 @@ boost::asio::awaitable<boost::system::error_code> read_head(Inbound& in, Parser&
 // How a body's relay ended.
 enum class BodyEnd { done, bad_framing, read_failed, write_failed };
 
-// Moves a chunked body that `parser` decodes from `in` to `to`, coded anew as
-// chunks when `chunked_out`, else plain (for an HTTP/1.0 client): the receiver
-// sees the framing castellan understood, never the sender's own. `chunk` is the
-// direction's buffer, sized on first use. (Instantiated for both parsers.)
-template <typename Parser>
-boost::asio::awaitable<BodyEnd> relay_chunked_body(Inbound& in, Parser& parser, StreamSide to, bool chunked_out,
-                                                   std::vector<char>& chunk, std::uint64_t& written);
+// Moves a chunked body from `in` to `to`, decoded by castellan's strict
+// decoder (chunked_decoder.hpp) and coded anew as chunks when `chunked_out`,
+// else plain (for an HTTP/1.0 client): the receiver sees the framing castellan
+// understood, never the sender's own. Trailers are dropped. bad_framing when
+// the coding breaks RFC 9112's grammar or limits.
+boost::asio::awaitable<BodyEnd> relay_chunked_body(Inbound& in, StreamSide to, bool chunked_out,
+                                                   std::uint64_t& written);
 
 // Moves a body of `length` bytes (none: until `in` closes) from `in` to `to`
 // unchanged: what `in`'s buffer holds, then the rest straight from the socket,

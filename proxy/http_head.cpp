@@ -81,9 +81,25 @@ bool is_target_text(std::string_view target) {
     });
 }
 
+// Every '%' starts an escape of two hex digits (RFC 3986 2.1): a server that
+// decodes "%zz" its own way could route or authorise by a path castellan never saw.
+bool has_valid_escapes(std::string_view target) {
+    for (std::size_t at = target.find('%'); at != std::string_view::npos; at = target.find('%', at + 1)) {
+        if (at + 2 >= target.size() || !std::isxdigit(static_cast<unsigned char>(target[at + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(target[at + 2]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::optional<Refusal> check_target(const RequestHead& head) {
     const std::string_view target = head.target();
-    if (target.empty() || !is_target_text(target)) return Refusal{beast_http::status::bad_request, "bad_target"};
+    // A fragment is the client's own business and never sent (RFC 9112 3.2).
+    if (target.empty() || !is_target_text(target) || target.find('#') != std::string_view::npos ||
+        !has_valid_escapes(target)) {
+        return Refusal{beast_http::status::bad_request, "bad_target"};
+    }
     if (head.method() == beast_http::verb::connect) {
         return Refusal{beast_http::status::method_not_allowed, "connect_refused"};
     }
@@ -99,6 +115,13 @@ std::optional<Refusal> check_target(const RequestHead& head) {
     }
     const std::string_view scheme = target.substr(0, scheme_end);
     if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+        return Refusal{beast_http::status::bad_request, "bad_target"};
+    }
+    // An http(s) URI has a host (RFC 9110 4.2.1) and no userinfo (4.2.4: a
+    // recipient treats it as an error; it hides the real host from people).
+    const std::string_view rest = target.substr(scheme_end + 3);
+    const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+    if (authority.find('@') != std::string_view::npos || !is_valid_host(authority)) {
         return Refusal{beast_http::status::bad_request, "bad_target"};
     }
     return std::nullopt;
@@ -137,10 +160,24 @@ bool named_by_connection(const Head& head, std::string_view name) {
     return false;
 }
 
+// A name with '_' that reads as a field castellan frames or writes itself
+// once '_' is taken for '-' ("Transfer_Encoding", "X_Forwarded_For"): servers
+// that map header names to CGI variables (HTTP_TRANSFER_ENCODING) cannot tell
+// the two apart, so such a field is not passed on (nginx drops every name with
+// '_' by default).
+bool is_lookalike(std::string_view name) {
+    if (name.find('_') == std::string_view::npos) return false;
+    std::string dashed(name);
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    const field known = beast_http::string_to_field(dashed);
+    return (known != field::unknown && (is_hop_by_hop(known) || known == field::host)) ||
+           iequals(dashed, x_forwarded_for) || iequals(dashed, x_forwarded_proto);
+}
+
 template <typename Head>
 void append_end_to_end_fields(std::string& out, const Head& head, bool skip_forwarded) {
     for (const auto& entry : head) {
-        if (is_hop_by_hop(entry.name())) continue;
+        if (is_hop_by_hop(entry.name()) || is_lookalike(entry.name_string())) continue;
         if (skip_forwarded &&
             (iequals(entry.name_string(), x_forwarded_for) || iequals(entry.name_string(), x_forwarded_proto))) {
             continue;

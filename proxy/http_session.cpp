@@ -7,6 +7,7 @@
 #include "proxy/stream_io.hpp"
 #include "proxy/transfer.hpp"
 #include "proxy/upstream_connect.hpp"
+#include "tls/tls_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -90,42 +91,95 @@ std::string cookie_update(const ServiceRuntime& service, const std::optional<per
 
 // How one exchange ended.
 struct Exchange {
-    enum class Result { done, upgrade, bad_gateway, client_gone } result = Result::done;
+    enum class Result { done, upgrade, bad_gateway, client_gone, server_gone } result = Result::done;
     unsigned status = 0;
     bool keep_alive = false;
     std::uint64_t bytes_out = 0;  // written to the client
     bool upload_done = false;
     bool bad_request_body = false;  // the client's body framing was invalid: its fault, a 400
+    bool client_hung_up = false;    // the client closed or failed before the response was through
+    bool watching_client = false;   // the upload side waits for the client to hang up
 };
+
+// Whether the client is still there, by what its socket shows without taking
+// it: `hung_up` for an EOF, a close_notify or an error; `present` for bytes
+// (the next request, pipelined); `unknown` for no news (a TLS record not
+// whole yet).
+enum class ClientNews { unknown, present, hung_up };
+ClientNews peek_client(StreamSide client) {
+    char byte;
+    if (client.tls) {
+        switch (tls::tls_peek(client.tls, &byte, 1).status) {
+            case tls::TlsIo::Status::done: return ClientNews::present;
+            case tls::TlsIo::Status::want_read: return ClientNews::unknown;
+            // A peer that wants a write in the middle of a read (renegotiation
+            // is refused) is one to stop watching, not to spin on.
+            case tls::TlsIo::Status::want_write: return ClientNews::present;
+            case tls::TlsIo::Status::closed:
+            case tls::TlsIo::Status::failed: return ClientNews::hung_up;
+        }
+    }
+    const ssize_t got = ::recv(client.socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got > 0) return ClientNews::present;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return ClientNews::unknown;
+    return ClientNews::hung_up;
+}
+
+// After the request body, while the response is awaited: a client that hangs
+// up (an Outlook closing a channel, a phone dropping its ActiveSync Ping) ends
+// the server's connection too, instead of leaving it to wait out idle_s. Bytes
+// instead are the next pipelined request, left for the next head; the watch
+// then ends. The download side cancels the watch when the response is through.
+net::awaitable<void> watch_for_hang_up(Inbound& from_client, StreamSide server, Exchange& exchange) {
+    if (from_client.buffer.size() > 0) co_return;
+    if (from_client.side.tls && SSL_has_pending(from_client.side.tls)) co_return;
+    exchange.watching_client = true;
+    for (;;) {
+        auto [error] = co_await from_client.side.socket->async_wait(tcp::socket::wait_read, use);
+        if (!exchange.watching_client) co_return;  // the response is through
+        const ClientNews news = error ? ClientNews::hung_up : peek_client(from_client.side);
+        if (news == ClientNews::unknown) continue;
+        exchange.watching_client = false;
+        if (news == ClientNews::present) co_return;
+        exchange.client_hung_up = true;
+        boost::system::error_code ignored;
+        server.socket->shutdown(tcp::socket::shutdown_both, ignored);
+        server.socket->cancel(ignored);
+        co_return;
+    }
+}
 
 // The request's body, client to server. On failure it shuts the server's
 // connection down, so that the response side stops too, whether it waits
 // already or has yet to start.
 net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, const PumpTools& tools,
-                            std::vector<char>& chunk, Exchange& exchange) {
+                            Exchange& exchange) {
     std::uint64_t written = 0;
     BodyEnd end = BodyEnd::done;
     // A request without Content-Length or chunked coding has no body: its
     // parser is done with the head.
     if (request.chunked()) {
-        end = co_await relay_chunked_body(from_client, request, to, true, chunk, written);
+        end = co_await relay_chunked_body(from_client, to, true, written);
     } else if (!request.is_done()) {
         end = co_await relay_counted_body(from_client, request.content_length().value_or(0), to, tools, written);
     }
     exchange.upload_done = end == BodyEnd::done;
     exchange.bad_request_body = end == BodyEnd::bad_framing;
+    exchange.client_hung_up = end == BodyEnd::read_failed;
     if (end != BodyEnd::done) {
         boost::system::error_code ignored;
         to.socket->shutdown(tcp::socket::shutdown_both, ignored);
         to.socket->cancel(ignored);
+        co_return;
     }
+    co_await watch_for_hang_up(from_client, to, exchange);
 }
 
 // The response, server to client: interim 1xx heads passed on, then the final
 // head and its body. A response complete before the request body is stops
 // the upload (the client connection then closes).
-net::awaitable<void> download(Inbound& from_server, StreamSide to, const RequestFacts& request,
-                              const PumpTools& tools, std::vector<char>& chunk, Exchange& exchange) {
+net::awaitable<void> pass_response(Inbound& from_server, StreamSide to, const RequestFacts& request,
+                                   const PumpTools& tools, Exchange& exchange) {
     for (;;) {
         ResponseParser response;
         response.header_limit(response_header_limit);
@@ -184,8 +238,7 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
             std::uint64_t written = 0;
             BodyEnd end = BodyEnd::done;
             if (response.chunked()) {
-                end = co_await relay_chunked_body(from_server, response, to, framing.framing == http::Framing::chunked,
-                                                  chunk, written);
+                end = co_await relay_chunked_body(from_server, to, framing.framing == http::Framing::chunked, written);
             } else {
                 // A length, or none: the body ends with the server's connection.
                 const std::optional<std::uint64_t> length =
@@ -194,7 +247,9 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
             }
             exchange.bytes_out += written;
             if (end != BodyEnd::done) {
-                exchange.result = Exchange::Result::client_gone;
+                // Too late for a 502: the head is out, the connection ends.
+                exchange.result = end == BodyEnd::write_failed ? Exchange::Result::client_gone
+                                                               : Exchange::Result::server_gone;
                 exchange.keep_alive = false;
                 co_return;
             }
@@ -209,6 +264,18 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
             from_server.side.socket->cancel(ignored);
         }
         co_return;
+    }
+}
+
+// The response side of an exchange; when it is through, the upload side's
+// watch for the client hanging up ends.
+net::awaitable<void> download(Inbound& from_server, StreamSide to, const RequestFacts& request,
+                              const PumpTools& tools, Exchange& exchange) {
+    co_await pass_response(from_server, to, request, tools, exchange);
+    if (exchange.watching_client) {
+        exchange.watching_client = false;
+        boost::system::error_code ignored;
+        to.socket->cancel(ignored);
     }
 }
 
@@ -297,7 +364,6 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     Inbound from_client{client_side, ByteSink{&service_bytes.in, nullptr}, &activity};
     std::unique_ptr<UpstreamConnection> upstream;
     std::optional<Inbound> from_server;
-    std::vector<char> upload_chunk, download_chunk;
     const std::string client_address = client_endpoint.address().to_string();
     const bool forwarded_for = service.config.http.x_forwarded_for;
     boost::system::error_code ignored;
@@ -402,10 +468,14 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         if (!head_sent) {
             exchange.result = Exchange::Result::bad_gateway;
         } else {
-            co_await (upload(from_client, request, server_side, environment.pump_tools, upload_chunk, exchange) &&
-                      download(*from_server, client_side, facts, environment.pump_tools, download_chunk, exchange));
+            co_await (upload(from_client, request, server_side, environment.pump_tools, exchange) &&
+                      download(*from_server, client_side, facts, environment.pump_tools, exchange));
         }
-        if (exchange.bad_request_body && exchange.bytes_out == 0) {
+        if (exchange.client_hung_up) {
+            // Whatever the server side made of it, nobody is left to answer.
+            exchange.result = Exchange::Result::client_gone;
+            exchange.keep_alive = false;
+        } else if (exchange.bad_request_body && exchange.bytes_out == 0) {
             // The client's body framing failed before any answer: its fault.
             exchange.bytes_out += co_await answer_error(client_side, bhttp::status::bad_request);
             exchange.status = 400;
@@ -417,8 +487,9 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             exchange.keep_alive = false;
         }
         service.state->http.count_response(exchange.status);
-        const char* reason = exchange.result == Exchange::Result::client_gone ? "client_closed"
-                             : live_session.closed_because                      ? live_session.closed_because
+        const char* reason = live_session.closed_because                      ? live_session.closed_because
+                             : exchange.result == Exchange::Result::client_gone ? "client_closed"
+                             : exchange.result == Exchange::Result::server_gone ? "server_closed"
                                                                                 : "";
         log_request(access_log, service, client_endpoint, server_now, head.method_string(), head.target(),
                     exchange.status, from_client.consumed, exchange.bytes_out, started, reason);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes, with libFuzzer, what castellan parses straight from untrusted clients:
-# the TLS ClientHello parser (tls/client_hello.cpp) and the persistence cookie's
-# codec (persistence/cookie_codec.cpp).
+# the TLS ClientHello parser (tls/client_hello.cpp), the persistence cookie's
+# codec (persistence/cookie_codec.cpp), and the HTTP request head checks and
+# rewriting with the chunked decoder (proxy/http_head.cpp, chunked_decoder.cpp).
 #
 #   scripts/fuzz.sh [--skip-if-missing] [SECONDS]
 #
@@ -98,4 +99,8 @@ fuzz_target() {
 # persistence cookie's codec (every http request's Cookie field reaches it).
 fuzz_target client_hello 16384 fuzz/client_hello.dict tls/client_hello.cpp fuzz/client_hello_fuzz.cpp
 fuzz_target cookie 1024 "" persistence/cookie_codec.cpp fuzz/cookie_fuzz.cpp
+# The request head checks and rewriting, and the chunked decoder: every http
+# request passes through them.
+fuzz_target http_message 8192 fuzz/http_message.dict proxy/http_head.cpp proxy/chunked_decoder.cpp \
+    fuzz/http_message_fuzz.cpp -lfmt
 exit $failed

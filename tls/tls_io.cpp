@@ -77,6 +77,11 @@ TlsIo tls_read(SSL* ssl, char* data, std::size_t size) {
     return result_of(ssl, SSL_read(ssl, data, clamp(size)));
 }
 
+TlsIo tls_peek(SSL* ssl, char* data, std::size_t size) {
+    ERR_clear_error();
+    return result_of(ssl, SSL_peek(ssl, data, clamp(size)));
+}
+
 TlsIo tls_write(SSL* ssl, const char* data, std::size_t size) {
     ERR_clear_error();
     return result_of(ssl, SSL_write(ssl, data, clamp(size)));

@@ -28,6 +28,8 @@ struct TlsIo {
 // One SSL_read of at most `size` bytes. Clears OpenSSL's error queue first, as
 // SSL_get_error needs.
 TlsIo tls_read(SSL* ssl, char* data, std::size_t size);
+// One SSL_peek: like tls_read, but the bytes stay for the next read.
+TlsIo tls_peek(SSL* ssl, char* data, std::size_t size);
 // One SSL_write; with SSL_MODE_ENABLE_PARTIAL_WRITE it may move fewer bytes.
 // After want_read/want_write, call again with the same bytes (they may have
 // moved in memory: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).

@@ -87,6 +87,35 @@ TEST_CASE("http head: targets that do not fit their method are refused, CONNECT 
     CHECK(refusal_of("CONNECT mail.contoso.com:443 HTTP/1.1\r\nHost: mail.contoso.com:443\r\n\r\n") == 405u);
 }
 
+TEST_CASE("http head: fragments, broken escapes, userinfo and empty hosts in targets are refused", "[http]") {
+    CHECK(refusal_of("GET /owa#x HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET /owa%zz HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET /owa%2 HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET /owa% HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK_FALSE(refusal_of("GET /owa%2Fx?y=%41 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    CHECK(refusal_of("GET http://user:pw@a/ HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET http:///owa HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK(refusal_of("GET http://?x HTTP/1.1\r\nHost: a\r\n\r\n") == 400u);
+    CHECK_FALSE(refusal_of("GET http://a:8080?x HTTP/1.1\r\nHost: a:8080\r\n\r\n"));
+    CHECK_FALSE(refusal_of("GET https://[::1]:443/owa HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"));
+}
+
+TEST_CASE("http head: fields that read as framing once '_' is '-' are not passed on", "[http]") {
+    const Parsed parsed = parse(
+        "POST /x HTTP/1.1\r\nHost: m\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\n"
+        "X_Forwarded_For: 6.6.6.6\r\nhost_: y\r\nX_Custom: kept\r\nContent-Length: 3\r\n\r\n");
+    REQUIRE_FALSE(parsed.error);
+    REQUIRE_FALSE(http::check_request(parsed.head, parsed.chunked));
+    const std::string out =
+        http::forwarded_request(parsed.head, {http::Framing::content_length, 3}, true, "1.1.1.1", false, "x");
+    CHECK(out.find("Transfer_Encoding") == std::string::npos);
+    CHECK(out.find("Content_Length") == std::string::npos);
+    CHECK(out.find("X_Forwarded_For") == std::string::npos);
+    CHECK(out.find("6.6.6.6") == std::string::npos);
+    CHECK(out.find("X_Custom: kept\r\n") != std::string::npos);
+    CHECK(out.find("host_: y\r\n") != std::string::npos);  // not a lookalike: "host-"
+}
+
 TEST_CASE("http head: the forwarded request is written anew", "[http]") {
     const Parsed parsed = parse(
         "GET /owa/?a=1 HTTP/1.0\r\nHost: mail\r\nConnection: keep-alive, X-Private\r\nKeep-Alive: 300\r\n"
