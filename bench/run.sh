@@ -54,6 +54,44 @@
 # served anything but TLS when its memory is measured. About 2.5 minutes with
 # the defaults, 30 s with --quick.
 #
+# The http case measures castellan in http mode (`"mode": "http"`) against
+# HAProxy (mode http) and nginx (proxy_pass), all three in front of one nginx
+# origin on the load CPU that serves a small file (HTTP_SMALL_BYTES) and a
+# 1 MiB file, with wrk (one wrk thread, bench/wrk_report.lua for its figures)
+# as the client, plain and over TLS (each proxy terminates TLS 1.3 with the
+# same ECDSA P-256 certificate and suite, TLS_SUITE, as the tls case):
+#   - keep-alive requests per second for the small file (HTTP_CONCURRENCY
+#     connections), the median and p99 time of one request (wrk's histogram:
+#     a closed loop, so at saturation it is mostly queueing: compare it at
+#     equal rates, or read it with the rate), the proxy's CPU time per
+#     request and the requests per second of proxy CPU (its inverse: the
+#     figure to compare when the load CPU, with wrk and the origin on it,
+#     saturates before the proxy does);
+#   - one connection per request (the request says Connection: close): rate
+#     and CPU per request; over TLS each connection does a handshake (wrk
+#     offers the session of its slot's last connection, so most resume);
+#   - 1 MiB responses over HTTP_BIG_CONCURRENCY keep-alive connections: MiB/s
+#     and the proxy's CPU time per MiB.
+# Fair by construction: the same threads for all three (castellan threads,
+# HAProxy nbthread, nginx worker_processes), all pinned to the proxy CPU;
+# no access log anywhere; all three add X-Forwarded-For and set
+# X-Forwarded-Proto (castellan http.x_forwarded_for, HAProxy option
+# forwardfor and set-header, nginx proxy_set_header), checked through the
+# origin before measuring; all three keep the client's connection alive and
+# keep connections to the origin open between requests (castellan: one
+# server connection per client connection; HAProxy: its default keep-alive
+# mode with http-reuse safe, stronger than option http-server-close, which
+# would reconnect for every request; nginx: proxy_http_version 1.1 and an
+# upstream keepalive pool, shared by all clients, so its connection-per-request
+# figure does not connect to the origin per request, as the other two do).
+# HAProxy splices bodies as in the proxies case (HAPROXY_SPLICE), which only
+# plain responses can use. nginx buffers responses as shipped (proxy_buffering
+# on, its default buffers; what does not fit goes to a temporary file). Every
+# keep-alive limit (nginx keepalive_requests, timeouts) is raised above what
+# a run needs. Each figure runs in the same alternating rounds; the table has
+# the ratios castellan/HAProxy and castellan/nginx. About 6 minutes with the
+# defaults (18 wrk runs of HTTP_SECS per round), 1.5 with --quick.
+#
 # The reload case (bench/reload_bench.py) then measures castellan alone on a
 # config of 100 tcp virtual services x 10 real servers: the time from SIGHUP to
 # the new generation in /api/v1/status over 20 reloads (goal: under 50 ms), and
@@ -61,9 +99,10 @@
 # (goal: no failed connection, p99 within 2x). About 30 s.
 #
 # usage: bench/run.sh [--skip-castellan] [--quick] [--help] [CASE...]
-#   CASE: proxies (the plain TCP figures above), tls or reload; default all
-#   three. `bench/run.sh reload` runs the reload case alone (no iperf3 or
-#   HAProxy needed); `bench/run.sh tls` the tls case alone (no iperf3 needed).
+#   CASE: proxies (the plain TCP figures above), tls, http or reload; default
+#   all four. `bench/run.sh reload` runs the reload case alone (no iperf3 or
+#   HAProxy needed); `bench/run.sh tls` the tls case alone (no iperf3 needed);
+#   `bench/run.sh http` the http case alone (needs wrk, nginx, curl, openssl).
 #   --quick: 1 round, short runs (IPERF_SECS 2, RATE_SECS 2, IDLE_CONNS 500,
 #   TLS_BYTES 256 MiB): about a minute and a half for everything.
 #
@@ -83,7 +122,13 @@
 #   TLS_IDLE_CONNS [IDLE_CONNS]  idle TLS connections held for the memory figure
 #   TLS_SUITE [TLS_AES_128_GCM_SHA256]  the one TLS 1.3 suite both proxies and
 #                  the client allow
-#   CASES          the cases to run when none is named ["proxies tls reload"]
+#   HTTP_TARGETS   the http case's targets ["castellan haproxy nginx"]; direct
+#                  adds wrk straight to the origin (no proxy, no CPU figure)
+#   HTTP_SECS [RATE_SECS]  one wrk run of the http case
+#   HTTP_CONCURRENCY [CONCURRENCY]  wrk connections for the small responses
+#   HTTP_BIG_CONCURRENCY [4]  wrk connections for the 1 MiB responses
+#   HTTP_SMALL_BYTES [128]  the body of the small response
+#   CASES          the cases to run when none is named ["proxies tls http reload"]
 #   SKIP_CASTELLAN=1 is the same as --skip-castellan (it skips the reload case);
 #   KEEP_WORK=1 keeps the temporary folder (configs, logs, raw results).
 # The helpers are compiled into build-bench/ (tls_load needs OpenSSL's headers,
@@ -101,7 +146,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --skip-castellan) skip_castellan=1 ;;
         --quick) quick=1 ;;
-        proxies | reload | tls) cases+=("$1") ;;
+        proxies | reload | tls | http) cases+=("$1") ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -136,6 +181,11 @@ tls_tput_secs=${TLS_TPUT_SECS:-30}
 tls_idle_conns=${TLS_IDLE_CONNS:-$idle_conns}
 tls_suite=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
 tls_name=bench.castellan.test  # the certificate's name, sent as SNI
+http_secs=${HTTP_SECS:-$rate_secs}
+http_concurrency=${HTTP_CONCURRENCY:-$concurrency}
+http_big_concurrency=${HTTP_BIG_CONCURRENCY:-4}
+http_small_bytes=${HTTP_SMALL_BYTES:-128}
+read -r -a http_targets <<<"${HTTP_TARGETS:-castellan haproxy nginx}"
 read -r -a targets <<<"${TARGETS:-castellan haproxy direct}"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -143,23 +193,25 @@ die() { say "run.sh: $*"; exit 1; }
 
 # --- the reload case (bench/reload_bench.py) ------------------------------------
 
-[[ ${#cases[@]} -gt 0 ]] || read -r -a cases <<<"${CASES:-proxies tls reload}"
+[[ ${#cases[@]} -gt 0 ]] || read -r -a cases <<<"${CASES:-proxies tls http reload}"
 run_proxies=0
 run_reload=0
 run_tls=0
+run_http=0
 for case_name in "${cases[@]}"; do
     case $case_name in
         proxies) run_proxies=1 ;;
         reload) run_reload=1 ;;
         tls) run_tls=1 ;;
-        *) die "unknown case '$case_name' (proxies, tls, reload)" ;;
+        http) run_http=1 ;;
+        *) die "unknown case '$case_name' (proxies, tls, http, reload)" ;;
     esac
 done
 if [[ $run_reload -eq 1 && $skip_castellan -eq 1 ]]; then
     say "run.sh: --skip-castellan: skipping the reload case (it measures castellan)"
     run_reload=0
 fi
-[[ $run_proxies -eq 1 || $run_tls -eq 1 || $run_reload -eq 1 ]] || die "no case left to run"
+[[ $run_proxies -eq 1 || $run_tls -eq 1 || $run_http -eq 1 || $run_reload -eq 1 ]] || die "no case left to run"
 
 # Runs bench/reload_bench.py with this script's settings (binary, threads, CPU
 # pinning, KEEP_WORK) and the compiled echo server; the script ends every process
@@ -196,7 +248,7 @@ run_reload_case() {
     echo "(saved in $out_dir/reload.txt, the JSON line in $out_dir/reload.json)"
 }
 
-if [[ $run_proxies -eq 0 && $run_tls -eq 0 ]]; then
+if [[ $run_proxies -eq 0 && $run_tls -eq 0 && $run_http -eq 0 ]]; then
     run_reload_case
     exit 0
 fi
@@ -217,6 +269,28 @@ for target in "${targets[@]}"; do
         *) die "unknown target '$target' (castellan, castellan-copy, castellan-splice, haproxy, direct)" ;;
     esac
 done
+# The http case has its own targets: castellan, HAProxy and nginx as proxies,
+# direct for wrk straight to the origin.
+if [[ $run_http -eq 1 ]]; then
+    kept=()
+    for target in "${http_targets[@]}"; do
+        case $target in
+            castellan) [[ $skip_castellan -eq 1 ]] || kept+=("$target") ;;
+            haproxy | nginx | direct) kept+=("$target") ;;
+            *) die "unknown http target '$target' (castellan, haproxy, nginx, direct)" ;;
+        esac
+    done
+    http_targets=("${kept[@]}")
+    [[ ${#http_targets[@]} -gt 0 ]] || die "no http target left to measure"
+    for target in "${http_targets[@]}"; do
+        [[ $target == castellan ]] && wants_castellan=1
+    done
+    for number in "$http_secs" "$http_concurrency" "$http_big_concurrency" "$http_small_bytes"; do
+        [[ $number =~ ^[1-9][0-9]*$ ]] || die "the HTTP_ settings must be positive integers (got '$number')"
+    done
+else
+    http_targets=()
+fi
 if [[ $wants_castellan -eq 1 && ! -x $castellan_bin ]]; then
     die "castellan binary not found at $castellan_bin.
 Build it first (scripts/test.sh), point CASTELLAN_BIN at it, or run with
@@ -225,10 +299,11 @@ fi
 required=(taskset ss cc python3)
 [[ $run_proxies -eq 1 ]] && required+=(iperf3)
 [[ $run_tls -eq 1 ]] && required+=(openssl)
+[[ $run_http -eq 1 ]] && required+=(wrk nginx curl openssl pgrep)
 for tool in "${required[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found; run scripts/setup.sh first"
 done
-for target in "${targets[@]}"; do
+for target in "${targets[@]}" "${http_targets[@]}"; do
     if [[ $target == haproxy ]] && ! command -v haproxy >/dev/null 2>&1; then
         die "haproxy not found; run scripts/setup.sh first"
     fi
@@ -249,7 +324,7 @@ if [[ $run_tls -eq 1 ]]; then
         [[ $number =~ ^[1-9][0-9]*$ ]] || die "the TLS_ settings must be positive integers (got '$number')"
     done
 fi
-if [[ $run_proxies -eq 0 && $run_tls -eq 0 ]]; then
+if [[ $run_proxies -eq 0 && $run_tls -eq 0 && $run_http -eq 0 ]]; then
     [[ $run_reload -eq 1 ]] || die "no case left to run"
     run_reload_case
     exit 0
@@ -326,8 +401,29 @@ for target in "${targets[@]}"; do
     fi
 done
 
+# The http case's: the origin (plain, and TLS for the direct target) and each
+# proxy's plain and TLS listeners, above the other cases' ports.
+http_origin_port=$((port_base + 100))
+http_origin_tls_port=$((port_base + 101))
+declare -A front_http front_https
+http_ports=()
+if [[ $run_http -eq 1 ]]; then
+    slot=1
+    for target in "${http_targets[@]}"; do
+        if [[ $target == direct ]]; then
+            front_http[$target]=$http_origin_port
+            front_https[$target]=$http_origin_tls_port
+        else
+            front_http[$target]=$((port_base + 100 + 10 * slot))
+            front_https[$target]=$((port_base + 100 + 10 * slot + 1))
+            slot=$((slot + 1))
+        fi
+    done
+    http_ports=("$http_origin_port" "$http_origin_tls_port" "${front_http[@]}" "${front_https[@]}")
+fi
+
 listening() { [[ -n $(ss -Hltn "sport = :$1") ]]; }
-for port in "$iperf_port" "$echo_port" "${front_iperf[@]}" "${front_echo[@]}" "${front_tls[@]}"; do
+for port in "$iperf_port" "$echo_port" "${front_iperf[@]}" "${front_echo[@]}" "${front_tls[@]}" "${http_ports[@]}"; do
     listening "$port" && die "port $port on this machine is already in use (set PORT_BASE)"
 done
 
@@ -908,10 +1004,387 @@ run_tls_case() {
     stop_processes "${stopped[@]}"
 }
 
+# --- the http case ----------------------------------------------------------------
+
+declare -A http_pid
+
+# nginx's workers run as the user named here when it starts as root (else as
+# nobody, who may not enter the work folder).
+nginx_user_line() {
+    if [[ $(id -u) -eq 0 ]]; then
+        printf 'user %s %s;' "$(id -un)" "$(id -gn)"
+    fi
+}
+
+# The temporary-file folders an nginx may write (instead of the packaged
+# /var/lib/nginx): one line for its http block.
+nginx_temp_paths() {
+    local dir=$work/$1-temp kind line=""
+    for kind in client_body proxy fastcgi uwsgi scgi; do
+        mkdir -p "$dir/$kind"
+        line+="${kind}_temp_path $dir/$kind; "
+    done
+    printf '%s' "$line"
+}
+
+# The origin: one nginx worker on the load CPU serving the small file and the
+# 1 MiB one (open-file cache, sendfile), and /xff, which answers with the
+# X-Forwarded-For and X-Forwarded-Proto it received (the smoke check reads
+# them); plain, and over TLS for the direct target. No log; keep-alive limits
+# above anything a run needs.
+start_http_origin() {
+    local config=$work/origin.conf
+    mkdir -p "$work/www"
+    head -c "$http_small_bytes" /dev/zero | tr '\0' x >"$work/www/small"
+    head -c 1048576 /dev/urandom >"$work/www/1m"
+    cat >"$config" <<EOF_CONFIG
+# Generated by castellan's bench/run.sh: the origin of the http case.
+$(nginx_user_line)
+worker_processes 1;
+daemon off;
+pid $work/origin.pid;
+error_log $work/origin.log error;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    $(nginx_temp_paths origin)
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16;
+    open_file_cache_valid 3600s;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites $tls_suite;
+    ssl_certificate $work/tls-cert.pem;
+    ssl_certificate_key $work/tls-key.pem;
+    server {
+        listen 127.0.0.1:$http_origin_port backlog=4096;
+        listen 127.0.0.1:$http_origin_tls_port ssl backlog=4096;
+        root $work/www;
+        location = /xff { return 200 "\$http_x_forwarded_for \$http_x_forwarded_proto\n"; }
+    }
+}
+EOF_CONFIG
+    "${pin_load[@]}" nginx -p "$work" -c "$config" -e "$work/origin.log" &
+    pids+=($!)
+    wait_listening "nginx (origin)" "$!" "$work/origin.log" "$http_origin_port" "$http_origin_tls_port"
+}
+
+start_castellan_http() {
+    local config=$work/castellan-http.json
+    cat >"$config" <<EOF_CONFIG
+{
+  "threads": $threads,
+  "shutdown_grace_s": 0,
+  "access_log": "off",
+  "virtual_services": [
+    {
+      "name": "bench-http",
+      "listen": "127.0.0.1:${front_http[castellan]}",
+      "mode": "http",
+      "scheduler": "round_robin",
+      "real_servers": [ { "name": "origin", "address": "127.0.0.1:$http_origin_port" } ],
+      "health_check": { "type": "none" },
+      "http": { "x_forwarded_for": true }
+    },
+    {
+      "name": "bench-https",
+      "listen": "127.0.0.1:${front_https[castellan]}",
+      "mode": "http",
+      "tls": {
+        "mode": "terminate",
+        "certificates": [ { "cert": "tls-cert.pem", "key": "tls-key.pem" } ],
+        "min_version": "1.3",
+        "ciphersuites": "$tls_suite"
+      },
+      "scheduler": "round_robin",
+      "real_servers": [ { "name": "origin", "address": "127.0.0.1:$http_origin_port" } ],
+      "health_check": { "type": "none" },
+      "http": { "x_forwarded_for": true }
+    }
+  ]
+}
+EOF_CONFIG
+    "${pin_proxy[@]}" "$castellan_bin" --config "$config" 2>"$work/castellan-http.log" &
+    pids+=($!)
+    http_pid[castellan]=$!
+    wait_listening "castellan (http)" "$!" "$work/castellan-http.log" "${front_http[castellan]}" \
+        "${front_https[castellan]}"
+}
+
+start_haproxy_http() {
+    local config=$work/haproxy-http.cfg splice_options
+    case $haproxy_splice in
+        auto) splice_options="    option splice-auto" ;;
+        always) splice_options=$'    option splice-request\n    option splice-response' ;;
+        off) splice_options="    # no splicing" ;;
+    esac
+    cat >"$config" <<EOF_CONFIG
+# Generated by castellan's bench/run.sh: HAProxy in http mode with the same
+# thread count, certificate, TLS version and suite as castellan, no logging,
+# X-Forwarded-For and X-Forwarded-Proto like castellan's, keep-alive both ways
+# (its default mode, http-reuse safe), bodies spliced as in the tcp case.
+global
+    nbthread $threads
+    maxconn $((http_concurrency * 4 + 1000))
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+    ssl-default-bind-ciphersuites $tls_suite
+
+defaults
+    mode http
+    option forwardfor
+$splice_options
+    timeout connect 3s
+    timeout client 600s
+    timeout server 600s
+    timeout http-keep-alive 600s
+    timeout http-request 10s
+
+frontend bench-http
+    bind 127.0.0.1:${front_http[haproxy]}
+    bind 127.0.0.1:${front_https[haproxy]} ssl crt $work/tls-haproxy.pem alpn http/1.1
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    default_backend origin
+
+backend origin
+    server origin 127.0.0.1:$http_origin_port
+EOF_CONFIG
+    haproxy -c -q -f "$config" || die "haproxy rejects $config"
+    "${pin_proxy[@]}" haproxy -db -f "$config" >"$work/haproxy-http.log" 2>&1 &
+    pids+=($!)
+    http_pid[haproxy]=$!
+    wait_listening "haproxy (http)" "$!" "$work/haproxy-http.log" "${front_http[haproxy]}" "${front_https[haproxy]}"
+}
+
+start_nginx_http() {
+    local config=$work/nginx-proxy.conf
+    cat >"$config" <<EOF_CONFIG
+# Generated by castellan's bench/run.sh: nginx as a reverse proxy with as many
+# workers as castellan has threads, the same certificate, TLS version and
+# suite, no access log, X-Forwarded-For and X-Forwarded-Proto like castellan's,
+# HTTP/1.1 and a keepalive pool to the origin; its proxy buffering as shipped.
+$(nginx_user_line)
+worker_processes $threads;
+daemon off;
+pid $work/nginx-proxy.pid;
+error_log $work/nginx-proxy.log error;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    $(nginx_temp_paths nginx-proxy)
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites $tls_suite;
+    ssl_certificate $work/tls-cert.pem;
+    ssl_certificate_key $work/tls-key.pem;
+    upstream origin {
+        server 127.0.0.1:$http_origin_port;
+        keepalive 256;
+        keepalive_requests 100000000;
+        keepalive_timeout 600s;
+    }
+    server {
+        listen 127.0.0.1:${front_http[nginx]} backlog=4096;
+        listen 127.0.0.1:${front_https[nginx]} ssl backlog=4096;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+EOF_CONFIG
+    nginx -t -q -p "$work" -c "$config" -e "$work/nginx-proxy.log" || die "nginx rejects $config"
+    "${pin_proxy[@]}" nginx -p "$work" -c "$config" -e "$work/nginx-proxy.log" &
+    pids+=($!)
+    http_pid[nginx]=$!
+    wait_listening "nginx (proxy)" "$!" "$work/nginx-proxy.log" "${front_http[nginx]}" "${front_https[nginx]}"
+}
+
+# CPU time of PID and its children (nginx's master and its workers), in clock
+# ticks.
+cpu_ticks_tree() {
+    local total child
+    total=$(cpu_ticks "$1")
+    for child in $(pgrep -P "$1"); do
+        total=$((total + $(cpu_ticks "$child")))
+    done
+    echo "$total"
+}
+
+# Checks that TARGET serves both files whole, plain and over TLS, and passes on
+# X-Forwarded-For and X-Forwarded-Proto; records what it negotiated.
+http_smoke_check() {
+    local target=$1 scheme port got want negotiated
+    for scheme in http https; do
+        port=${front_http[$target]}
+        [[ $scheme == https ]] && port=${front_https[$target]}
+        got=$(curl -sk --tlsv1.3 --max-time 5 -o /dev/null -w '%{http_code} %{size_download}' \
+            "$scheme://127.0.0.1:$port/small") || true
+        [[ $got == "200 $http_small_bytes" ]] || die "$target ($scheme): /small answered '$got'"
+        got=$(curl -sk --tlsv1.3 --max-time 5 -o /dev/null -w '%{http_code} %{size_download}' \
+            "$scheme://127.0.0.1:$port/1m") || true
+        [[ $got == "200 1048576" ]] || die "$target ($scheme): /1m answered '$got'"
+        got=$(curl -sk --tlsv1.3 --max-time 5 "$scheme://127.0.0.1:$port/xff") || true
+        want="127.0.0.1 $scheme"
+        [[ $target == direct ]] && want=" "
+        [[ $got == "$want" ]] ||
+            die "$target ($scheme): the origin got X-Forwarded-For and -Proto '$got', not '$want'"
+    done
+    negotiated=$(openssl s_client -connect "127.0.0.1:${front_https[$target]}" -servername "$tls_name" -brief \
+        </dev/null 2>&1 | awk -F': ' '
+            /^Protocol version/ { protocol = $2 } /^Ciphersuite/ { suite = $2 }
+            /^Server Temp Key/ { split($2, key, ","); group = key[1] } /^Signature type/ { signature = $2 }
+            END { printf "%s %s %s %s", protocol, suite, group, signature }')
+    meta "http tls $target" "$negotiated"
+    say "http: $target forwards X-Forwarded-For and -Proto; over TLS it negotiated $negotiated"
+}
+
+# One wrk run against TARGET in round ROUND: SCHEME http or https, FIGURE ka
+# (keep-alive, small file), close (Connection: close, small file) or big (1 MiB
+# file, keep-alive); records under SCHEME_FIGURE_* the rate or throughput, the
+# proxy's CPU time per request or per MiB and its CPU use, and for ka the
+# requests per CPU second and the median and p99 times.
+http_run() {
+    local target=$1 scheme=$2 figure=$3 round=$4 name=${2}_${3} port path=/small
+    local connections=$http_concurrency pid=${http_pid[$1]:-} line result cpu_before=0 cpu_after=0 ticks
+    local requests bytes duration errors seconds summary
+    local -a header=()
+    port=${front_http[$target]}
+    [[ $scheme == https ]] && port=${front_https[$target]}
+    [[ $figure == close ]] && header=(-H "Connection: close")
+    if [[ $figure == big ]]; then
+        path=/1m
+        connections=$http_big_concurrency
+    fi
+    [[ -n $pid ]] && cpu_before=$(cpu_ticks_tree "$pid")
+    line=$(timeout $((http_secs + 30)) "${pin_load[@]}" wrk -t1 -c "$connections" -d "${http_secs}s" --timeout 10s \
+        -s "$root/bench/wrk_report.lua" "${header[@]}" "$scheme://127.0.0.1:$port$path" 2>&1) || true
+    [[ -n $pid ]] && cpu_after=$(cpu_ticks_tree "$pid")
+    ticks=$((cpu_after - cpu_before))
+    result=$(grep -m1 '^wrk ' <<<"$line" || true)
+    requests=$(field requests "$result")
+    bytes=$(field bytes "$result")
+    duration=$(field duration_us "$result")
+    errors=$(field errors "$result")
+    if [[ ${requests:-0} -eq 0 || ${duration:-0} -eq 0 ]]; then
+        record "${name}_rate" "$target" "$round" failed
+        say "[$step/$total_steps] round $round: $target $name failed: $line"
+        return
+    fi
+    seconds=$(awk -v d="$duration" 'BEGIN { printf "%.6f", d / 1e6 }')
+    if [[ $figure == big ]]; then
+        record "${name}_tput" "$target" "$round" "$(awk -v b="$bytes" -v s="$seconds" \
+            'BEGIN { printf "%.1f", b / 1048576 / s }')"
+        summary="$(awk -v b="$bytes" -v s="$seconds" 'BEGIN { printf "%.0f", b / 1048576 / s }') MiB/s"
+        [[ -n $pid ]] && record "${name}_cpu" "$target" "$round" "$(awk -v t="$ticks" -v hz="$clock_ticks" \
+            -v b="$bytes" 'BEGIN { printf "%.1f", t * 1e6 / hz / (b / 1048576) }')"
+        [[ $((bytes / requests)) -ge 1048576 ]] ||
+            say "run.sh: warning: $target $name: $bytes bytes for $requests responses of 1 MiB"
+    else
+        record "${name}_rate" "$target" "$round" "$(awk -v n="$requests" -v s="$seconds" \
+            'BEGIN { printf "%.0f", n / s }')"
+        summary="$(awk -v n="$requests" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')/s"
+        if [[ -n $pid && $ticks -gt 0 ]]; then
+            record "${name}_cpu" "$target" "$round" "$(per_million "$ticks" "$((clock_ticks * requests))")"
+            record "${name}_per_cpu" "$target" "$round" "$(awk -v t="$ticks" -v hz="$clock_ticks" -v n="$requests" \
+                'BEGIN { printf "%.0f", n * hz / t }')"
+        fi
+        if [[ $figure == ka ]]; then
+            record "${name}_p50" "$target" "$round" "$(field p50_us "$result")"
+            record "${name}_p99" "$target" "$round" "$(field p99_us "$result")"
+            summary+=", p50 $(field p50_us "$result") us, p99 $(field p99_us "$result") us"
+        fi
+    fi
+    if [[ -n $pid ]]; then
+        record "${name}_busy" "$target" "$round" "$(awk -v t="$ticks" -v hz="$clock_ticks" -v s="$seconds" \
+            'BEGIN { printf "%.0f", t * 100 / hz / s }')"
+        summary+=", proxy CPU $(awk -v t="$ticks" -v hz="$clock_ticks" -v s="$seconds" \
+            'BEGIN { printf "%.0f", t * 100 / hz / s }') %"
+    fi
+    say "[$step/$total_steps] round $round: $target $name: $summary, errors ${errors:-?}"
+    [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target $name: $result"
+}
+
+# The HTTP figures: keep-alive, connection per request and 1 MiB responses,
+# plain and over TLS, through each http target.
+run_http_case() {
+    local target scheme figure
+    [[ -e $work/tls-cert.pem ]] || make_tls_certificate
+    start_http_origin
+    for target in "${http_targets[@]}"; do
+        case $target in
+            castellan) start_castellan_http ;;
+            haproxy) start_haproxy_http ;;
+            nginx) start_nginx_http ;;
+        esac
+    done
+    meta nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes $threads (proxy); origin: nginx, 1 worker"
+    meta wrk "$(wrk --version 2>&1 | head -1 | sed 's/ *Copyright.*//'), 1 thread"
+    meta http_settings "wrk -d ${http_secs}s; small: $http_small_bytes B at $http_concurrency connections; 1 MiB: $http_big_concurrency connections; TLS 1.3 $tls_suite, ECDSA P-256; HAProxy splice $haproxy_splice"
+
+    # Smoke check: whole files both ways, the forwarded fields, TLS parameters;
+    # then one short keep-alive run each, so that no proxy's first measured run
+    # pays for its first allocations.
+    for target in "${http_targets[@]}"; do
+        http_smoke_check "$target"
+    done
+    for target in "${http_targets[@]}"; do
+        for scheme in http https; do
+            local port=${front_http[$target]}
+            [[ $scheme == https ]] && port=${front_https[$target]}
+            timeout 30 "${pin_load[@]}" wrk -t1 -c "$http_concurrency" -d 1s "$scheme://127.0.0.1:$port/small" \
+                >/dev/null 2>&1 || true
+        done
+    done
+
+    total_steps=$((rounds * 6 * ${#http_targets[@]}))
+    step=0
+    for ((round = 1; round <= rounds; round++)); do
+        # Rotate the order each round so that no target always runs first or last.
+        order=()
+        for ((i = 0; i < ${#http_targets[@]}; i++)); do
+            order+=("${http_targets[$(((i + round - 1) % ${#http_targets[@]}))]}")
+        done
+        for scheme in http https; do
+            for figure in ka close big; do
+                for target in "${order[@]}"; do
+                    step=$((step + 1))
+                    http_run "$target" "$scheme" "$figure" "$round"
+                    if [[ $figure == close ]]; then
+                        sleep 1  # let the TIME_WAIT sockets of this run settle
+                    else
+                        sleep 0.5
+                    fi
+                done
+            done
+        done
+    done
+
+    for target in "${!http_pid[@]}"; do
+        if ! kill -0 "${http_pid[$target]}" 2>/dev/null; then
+            say "run.sh: $target (http) died during the run; its log:"
+            tail -n 20 "$work/$target-http.log" "$work/nginx-proxy.log" >&2 2>/dev/null || true
+            exit 1
+        fi
+    done
+    local -a stopped=()
+    for target in "${!http_pid[@]}"; do stopped+=("${http_pid[$target]}"); done
+    stop_processes "${stopped[@]}"
+}
+
 # --- the cases, the summary -------------------------------------------------------
 
 [[ $run_proxies -eq 1 ]] && run_proxies_case
 [[ $run_tls -eq 1 ]] && run_tls_case
+[[ $run_http -eq 1 ]] && run_http_case
 
 cp "$results" "$out_dir/results.tsv"
 echo

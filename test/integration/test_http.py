@@ -982,7 +982,7 @@ class HttpErrors(HttpTestBase):
 
 
 class HttpLoad(HttpTestBase):
-    SLOW = 200
+    SLOW = 1000  # slowloris connections, each sending one byte a second
 
     def test_a_client_that_says_nothing_is_cut_at_client_header_ms(self):
         # The first request's deadline runs from accept, not from its first byte.
@@ -1045,7 +1045,7 @@ class HttpLoad(HttpTestBase):
                         pass
                     except OSError:
                         closed_at[fd] = now
-                next_tick += 0.2
+                next_tick += 1.0
             for key, _ in selector.select(timeout=max(0.0, min(0.05, next_tick - time.monotonic()))):
                 fd = key.fileobj.fileno()
                 if fd in closed_at:
