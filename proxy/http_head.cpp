@@ -228,6 +228,20 @@ std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunke
     return std::nullopt;
 }
 
+bool is_idempotent(beast_http::verb method) {
+    switch (method) {
+        case beast_http::verb::get:
+        case beast_http::verb::head:
+        case beast_http::verb::options:
+        case beast_http::verb::trace:
+        case beast_http::verb::put:
+        case beast_http::verb::delete_:
+            return true;
+        default:
+            return false;
+    }
+}
+
 std::string forwarded_request(const RequestHead& head, const BodyFraming& framing, bool forwarded_for,
                               std::string_view client_address, bool client_tls, std::string_view default_host) {
     std::string out;

@@ -46,6 +46,10 @@ struct Refusal {
 // hold. Nullopt when the request may pass.
 std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunked);
 
+// Whether a request may be sent again after its server connection closed
+// before answering (RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE).
+bool is_idempotent(beast_http::verb method);
+
 // What a client's request head becomes towards the real server: HTTP/1.1, its
 // hop-by-hop fields (Connection and those it names, Keep-Alive, TE, Trailer,
 // Transfer-Encoding, Upgrade unless asked for, Proxy-Connection) and framing

@@ -422,55 +422,72 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         std::optional<persistence::CookieCodec::Decoded> cookie;
         if (service.cookie_codec) cookie = persistence_cookie(head, service, now_unix);
 
-        // A kept server connection the server closed while it idled is replaced,
-        // on the same server while it takes clients.
-        std::optional<std::size_t> preferred;
-        if (upstream && server_hung_up(upstream->socket)) {
-            preferred = service.index_of(upstream->server->config.name);
-            if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
-            live_session.server = nullptr;
-            live_session.backend = nullptr;
-            from_server.reset();
-            upstream.reset();
-        }
-        if (!upstream) {
-            const char* failure = nullptr;
-            if (cookie && !preferred) preferred = service.index_of(cookie->server);
-            upstream = co_await connect_upstream(service, key, failure, preferred);
-            if (!upstream) {
-                const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
-                log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
-                            from_client.consumed, sent, started, failure);
-                break;
-            }
-            auto& server = *upstream->server;
-            server.state->traffic.total.fetch_add(1, std::memory_order_relaxed);
-            auto& server_bytes = server.state->traffic.bytes.slot(environment.worker);
-            from_client.sink.server = &server_bytes.in;
-            from_server.emplace(StreamSide{&upstream->socket, upstream->tls.get()},
-                                ByteSink{&service_bytes.out, &server_bytes.out}, &activity);
-            live_session.server = &server;
-            live_session.backend = &upstream->socket;
-        }
-        const StreamSide server_side = from_server->side;
-        const std::string_view server_now = upstream->server->config.name;
-
-        const http::BodyFraming framing = request_framing(request);
-        const std::string forwarded = http::forwarded_request(head, framing, forwarded_for, client_address,
-                                                              client_tls != nullptr, upstream->server->config.address.to_string());
-        RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {}};
-        if (service.cookie_codec) {
-            facts.set_cookie = cookie_update(service, cookie, *upstream->server, client_tls != nullptr, now_unix);
-        }
+        // A request without a body that met a kept server connection closing
+        // under it (the server's keep-alive timeout racing the request: nothing
+        // came back) is sent once more on a new connection to the same server, if
+        // it is idempotent (RFC 9110 9.2.2, RFC 9112 9.3.1), instead of a 502.
         Exchange exchange;
-        from_server->bytes = 0;
-        const bool head_sent = co_await write_all(server_side, net::buffer(forwarded));
-        if (!head_sent) {
-            exchange.result = Exchange::Result::bad_gateway;
-        } else {
-            co_await (upload(from_client, request, server_side, environment.pump_tools, exchange) &&
-                      download(*from_server, client_side, facts, environment.pump_tools, exchange));
+        std::string_view server_now;
+        bool no_server = false;
+        for (int attempt = 0;; ++attempt) {
+            // A kept server connection the server closed while it idled is
+            // replaced, on the same server while it takes clients.
+            std::optional<std::size_t> preferred;
+            if (upstream && (attempt > 0 || server_hung_up(upstream->socket))) {
+                preferred = service.index_of(upstream->server->config.name);
+                if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+                live_session.server = nullptr;
+                live_session.backend = nullptr;
+                from_server.reset();
+                upstream.reset();
+            }
+            const bool kept_connection = upstream != nullptr;
+            if (!upstream) {
+                const char* failure = nullptr;
+                if (cookie && !preferred) preferred = service.index_of(cookie->server);
+                upstream = co_await connect_upstream(service, key, failure, preferred);
+                if (!upstream) {
+                    const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
+                    log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
+                                from_client.consumed, sent, started, failure);
+                    no_server = true;
+                    break;
+                }
+                auto& server = *upstream->server;
+                server.state->traffic.total.fetch_add(1, std::memory_order_relaxed);
+                auto& server_bytes = server.state->traffic.bytes.slot(environment.worker);
+                from_client.sink.server = &server_bytes.in;
+                from_server.emplace(StreamSide{&upstream->socket, upstream->tls.get()},
+                                    ByteSink{&service_bytes.out, &server_bytes.out}, &activity);
+                live_session.server = &server;
+                live_session.backend = &upstream->socket;
+            }
+            const StreamSide server_side = from_server->side;
+            server_now = upstream->server->config.name;
+
+            const http::BodyFraming framing = request_framing(request);
+            const std::string forwarded =
+                http::forwarded_request(head, framing, forwarded_for, client_address, client_tls != nullptr,
+                                        upstream->server->config.address.to_string());
+            RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {}};
+            if (service.cookie_codec) {
+                facts.set_cookie = cookie_update(service, cookie, *upstream->server, client_tls != nullptr, now_unix);
+            }
+            exchange = Exchange{};
+            from_server->bytes = 0;
+            const bool head_sent = co_await write_all(server_side, net::buffer(forwarded));
+            if (!head_sent) {
+                exchange.result = Exchange::Result::bad_gateway;
+            } else {
+                co_await (upload(from_client, request, server_side, environment.pump_tools, exchange) &&
+                          download(*from_server, client_side, facts, environment.pump_tools, exchange));
+            }
+            const bool retry = attempt == 0 && kept_connection && exchange.result == Exchange::Result::bad_gateway &&
+                               !exchange.client_hung_up && !live_session.closed_because && from_server->bytes == 0 &&
+                               request.is_done() && http::is_idempotent(head.method());
+            if (!retry) break;
         }
+        if (no_server) break;
         if (exchange.client_hung_up) {
             // Whatever the server side made of it, nobody is left to answer.
             exchange.result = Exchange::Result::client_gone;
@@ -499,6 +516,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             // early first.
             const auto early_up = from_client.buffer.data();
             const auto early_down = from_server->buffer.data();
+            const StreamSide server_side = from_server->side;
             const bool flushed_up = co_await write_all(server_side, net::const_buffer(early_up));
             if (!flushed_up) break;
             const bool flushed_down = co_await write_all(client_side, net::const_buffer(early_down));

@@ -11,6 +11,8 @@ server-side connection it came on, and answers by path:
   /early         413 before reading the body           /upgrade       101, then a greeting and an echo
   /noanswer      closes without answering              /garbage       answers bytes that are not HTTP
   /truncated     Content-Length 1000, 10 bytes, close  /idleclose     200 (kept alive), closes 0.2 s later
+  /dropnext      200 (kept alive); the next request on that connection is read, then the connection
+                 closed without an answer (a keep-alive timeout racing a request)
   anything else  reads the body, answers 200 "<method> <target> len=<n> sha=<sha256>"
 
 Every response carries `X-Conn: <server connection id>`. Requests are written and
@@ -235,6 +237,12 @@ class HttpRecorder(TcpServer):
     def _serve_one(self, io, conn, request):
         """Answers one request; False when the connection is to end."""
         path, cid = request.path, request.conn_id
+        if getattr(io, "drop_next", False):
+            self._read_body(io, request)
+            self._record(request)
+            return False
+        if path == "/dropnext":
+            io.drop_next = True
         tag = [("X-Conn", str(cid))]
         head_only = request.method == "HEAD"
         if path == "/noanswer":
@@ -615,6 +623,27 @@ class HttpConnections(HttpTestBase):
         self.assertEqual(len(seen), 20)
         self.assertEqual({r.conn_id for r in seen}, {1}, "one server connection for one client connection")
         self.assertEqual(self.backend.connections, 1)
+
+    def test_idempotent_request_is_sent_again_when_a_kept_connection_drops_it(self):
+        self.start_http()
+        io = self.connect()
+        response, _ = self.exchange(get("/dropnext"), io=io)
+        self.assertEqual(response.status, 200, self.log_tail())
+        # The server reads the next request and closes without an answer: a GET
+        # goes once more, on a new server connection, and the client never knows.
+        response, _ = self.exchange(get("/cl?n=10"), io=io)
+        self.assertEqual(response.status, 200, self.log_tail())
+        self.assertEqual(response.body, pattern(10))
+        seen = self.requests_seen()
+        self.assertEqual([r.path for r in seen], ["/dropnext", "/cl", "/cl"])
+        self.assertEqual(len({r.conn_id for r in seen[1:]}), 2, "the retry came on a new server connection")
+
+        # A POST (not idempotent; its body may have been acted on) is never sent twice.
+        response, _ = self.exchange(get("/dropnext"), io=io)
+        self.assertEqual(response.status, 200)
+        response, _ = self.exchange(b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", io=io)
+        self.assertEqual(response.status, 502, self.log_tail())
+        self.assertEqual([r.path for r in self.requests_seen()].count("/form"), 1)
 
     def test_http10_client_without_keep_alive_gets_close(self):
         self.start_http()
