@@ -66,6 +66,7 @@ const char* to_string(HealthCheckKind kind) {
     case HealthCheckKind::http: return "http";
     case HealthCheckKind::https: return "https";
     case HealthCheckKind::smtp: return "smtp";
+    case HealthCheckKind::dcerpc: return "dcerpc";
     case HealthCheckKind::none: return "none";
     }
     return "?";

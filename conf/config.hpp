@@ -6,6 +6,7 @@
 // key out. Nothing here does I/O.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -31,7 +32,7 @@ struct HostPort {
 enum class Mode { tcp, http };
 enum class SchedulerKind { round_robin, weighted_round_robin, least_connections, source_hash };
 enum class PersistenceKind { none, source_ip, cookie };
-enum class HealthCheckKind { tcp, http, https, smtp, none };
+enum class HealthCheckKind { tcp, http, https, smtp, dcerpc, none };
 enum class TlsMode { terminate, passthrough, reencrypt };
 enum class OnServerDown { keep, close };
 // Which connection ends get a `close` line: every one, only abnormal ones, none.
@@ -82,6 +83,18 @@ struct StatusRange {
     friend bool operator==(const StatusRange&, const StatusRange&) = default;
 };
 
+// A DCE/RPC interface: its UUID (the 16 bytes in the order the text writes
+// them) and version.
+struct RpcInterface {
+    std::array<std::uint8_t, 16> uuid{};
+    std::uint16_t major = 0;
+    std::uint16_t minor = 0;
+    friend bool operator==(const RpcInterface&, const RpcInterface&) = default;
+};
+// The endpoint mapper e1af8308-5d1f-11c9-91a4-08002b14a0fa 3.0, on port 135.
+inline constexpr RpcInterface endpoint_mapper{
+    {0xe1, 0xaf, 0x83, 0x08, 0x5d, 0x1f, 0x11, 0xc9, 0x91, 0xa4, 0x08, 0x00, 0x2b, 0x14, 0xa0, 0xfa}, 3, 0};
+
 struct HealthCheck {
     HealthCheckKind type = HealthCheckKind::tcp;
     int interval_ms = 2000;
@@ -98,6 +111,8 @@ struct HealthCheck {
     bool verify = false;
     std::optional<std::string> ca;   // absolute path
     std::optional<std::string> sni;  // absent = `host` when it is a name
+    // dcerpc
+    RpcInterface rpc_interface = endpoint_mapper;
     friend bool operator==(const HealthCheck&, const HealthCheck&) = default;
 };
 

@@ -15,8 +15,8 @@ constexpr std::array modes{Mode::tcp, Mode::http};
 constexpr std::array schedulers{SchedulerKind::round_robin, SchedulerKind::weighted_round_robin,
                                 SchedulerKind::least_connections, SchedulerKind::source_hash};
 constexpr std::array persistence_kinds{PersistenceKind::none, PersistenceKind::source_ip, PersistenceKind::cookie};
-constexpr std::array health_check_kinds{HealthCheckKind::tcp, HealthCheckKind::http, HealthCheckKind::https,
-                                        HealthCheckKind::smtp, HealthCheckKind::none};
+constexpr std::array health_check_kinds{HealthCheckKind::tcp,    HealthCheckKind::http,   HealthCheckKind::https,
+                                        HealthCheckKind::smtp,   HealthCheckKind::dcerpc, HealthCheckKind::none};
 constexpr std::array tls_modes{TlsMode::terminate, TlsMode::passthrough, TlsMode::reencrypt};
 constexpr std::array server_down_actions{OnServerDown::keep, OnServerDown::close};
 
@@ -163,6 +163,74 @@ void parse_expect_status(const Json& list, const std::string& path, Context& ctx
     if (ok) out = std::move(ranges);
 }
 
+// "8-4-4-4-12" hex digits, as RPC interface UUIDs are written.
+std::optional<std::array<std::uint8_t, 16>> parse_uuid(std::string_view text) {
+    if (text.size() != 36) return std::nullopt;
+    std::array<std::uint8_t, 16> out{};
+    std::size_t byte = 0;
+    for (std::size_t i = 0; i < text.size();) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-') return std::nullopt;
+            ++i;
+            continue;
+        }
+        int value = 0;
+        for (int half = 0; half < 2; ++half, ++i) {
+            const char c = text[i];
+            const int digit = c >= '0' && c <= '9'   ? c - '0'
+                              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                     : -1;
+            if (digit < 0) return std::nullopt;
+            value = value * 16 + digit;
+        }
+        out[byte++] = static_cast<std::uint8_t>(value);
+    }
+    return out;
+}
+
+// "MAJOR.MINOR", each 0-65535.
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_interface_version(std::string_view text) {
+    const auto dot = text.find('.');
+    if (dot == std::string_view::npos) return std::nullopt;
+    auto number = [](std::string_view digits) -> std::optional<std::uint16_t> {
+        if (digits.empty() || digits.size() > 5) return std::nullopt;
+        unsigned value = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            value = value * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (value > 65535) return std::nullopt;
+        return static_cast<std::uint16_t>(value);
+    };
+    const auto major = number(text.substr(0, dot));
+    const auto minor = number(text.substr(dot + 1));
+    if (!major || !minor) return std::nullopt;
+    return std::pair(*major, *minor);
+}
+
+void parse_rpc_interface(const Json& value, const std::string& path, Context& ctx, RpcInterface& out) {
+    ObjectReader r(value, path, ctx.errors);
+    if (!r.ok()) return;
+    if (std::string uuid; r.require("uuid") && r.string("uuid", uuid)) {
+        if (auto bytes = parse_uuid(uuid)) {
+            out.uuid = *bytes;
+        } else {
+            r.error("uuid", fmt::format("expected a UUID such as e1af8308-5d1f-11c9-91a4-08002b14a0fa, got {}",
+                                        quote(uuid)));
+        }
+    }
+    if (std::string version; r.require("version") && r.string("version", version)) {
+        if (auto numbers = parse_interface_version(version)) {
+            out.major = numbers->first;
+            out.minor = numbers->second;
+        } else {
+            r.error("version", fmt::format("expected \"MAJOR.MINOR\" such as \"3.0\", got {}", quote(version)));
+        }
+    }
+    r.finish();
+}
+
 void parse_health_check(const Json& value, const std::string& path, Context& ctx, HealthCheck& out) {
     ObjectReader r(value, path, ctx.errors);
     if (!r.ok()) return;
@@ -227,6 +295,12 @@ void parse_health_check(const Json& value, const std::string& path, Context& ctx
         read_dns_name(r, "sni", out.sni);
     } else {
         for (auto key : {"verify", "ca", "sni"}) r.reject(key, only_with("type", "\"https\""));
+    }
+
+    if (!type_known || type == HealthCheckKind::dcerpc) {
+        if (const Json* item = r.take("interface")) parse_rpc_interface(*item, r.path_of("interface"), ctx, out.rpc_interface);
+    } else {
+        r.reject("interface", only_with("type", "\"dcerpc\""));
     }
     r.finish();
 }

@@ -1,5 +1,6 @@
 #include "healthcheck/checker.hpp"
 
+#include "healthcheck/dcerpc_bind.hpp"
 #include "healthcheck/response_parsers.hpp"
 #include "tls/tls_io.hpp"
 
@@ -164,6 +165,28 @@ net::awaitable<CheckResult> read_smtp_banner(Probe& probe) {
     }
 }
 
+// Sends a DCE/RPC bind for the check's interface and reads the one reply PDU:
+// up on a bind_ack that accepts it.
+net::awaitable<CheckResult> bind_dcerpc(Probe& probe, const conf::RpcInterface& interface) {
+    const std::string bind = build_dcerpc_bind(interface, 1);
+    auto [write_error, written] = co_await net::async_write(probe.socket, net::buffer(bind), use);
+    if (write_error) co_return failed("send failed: " + write_error.message());
+    std::string received;
+    Buffer chunk;
+    for (;;) {
+        DcerpcReplyScan scan = scan_dcerpc_bind_reply(received);
+        switch (scan.state) {
+            case DcerpcReplyScan::State::accepted: co_return passed(std::move(scan.detail));
+            case DcerpcReplyScan::State::refused:
+            case DcerpcReplyScan::State::malformed: co_return failed(std::move(scan.detail));
+            case DcerpcReplyScan::State::incomplete: break;
+        }
+        auto [read_error, got] = co_await probe.socket.async_read_some(net::buffer(chunk), use);
+        received.append(chunk.data(), got);
+        if (read_error) co_return failed(describe_read_error(read_error));
+    }
+}
+
 // Connects and runs the protocol's hook. Ends early (with a result run_check
 // discards) when the deadline closes the socket under it.
 net::awaitable<CheckResult> probe_server(Probe& probe, const conf::HealthCheck& check,
@@ -187,6 +210,9 @@ net::awaitable<CheckResult> probe_server(Probe& probe, const conf::HealthCheck& 
             break;
         case conf::HealthCheckKind::smtp:
             result = co_await read_smtp_banner(probe);
+            break;
+        case conf::HealthCheckKind::dcerpc:
+            result = co_await bind_dcerpc(probe, check.rpc_interface);
             break;
         case conf::HealthCheckKind::tcp:
         case conf::HealthCheckKind::none:

@@ -263,7 +263,7 @@ TEST_CASE("errors: enumerations list their values", "[conf]") {
         {"persistence type", {{"/virtual_services/0/persistence/type", "ip"}},
          {vs + "/persistence/type: expected one of \"none\", \"source_ip\", \"cookie\", got \"ip\""}},
         {"health check type", {{"/virtual_services/0/health_check/type", "icmp"}},
-         {vs + "/health_check/type: expected one of \"tcp\", \"http\", \"https\", \"smtp\", \"none\", got \"icmp\""}},
+         {vs + "/health_check/type: expected one of \"tcp\", \"http\", \"https\", \"smtp\", \"dcerpc\", \"none\", got \"icmp\""}},
         {"tls mode", {{"/virtual_services/0/tls/mode", "offload"}},
          {vs + "/tls/mode: expected one of \"terminate\", \"passthrough\", \"reencrypt\", got \"offload\""}},
     });
@@ -374,7 +374,7 @@ TEST_CASE("errors: health checks", "[conf]") {
     });
     // A bad type leaves the other keys judged by themselves, not as unknown.
     CHECK(errors_of({{h, {{"type", "htp"}, {"path", "/"}, {"verify", true}}}}) ==
-          std::vector<std::string>{h + "/type: expected one of \"tcp\", \"http\", \"https\", \"smtp\", \"none\", got \"htp\""});
+          std::vector<std::string>{h + "/type: expected one of \"tcp\", \"http\", \"https\", \"smtp\", \"dcerpc\", \"none\", got \"htp\""});
     // Common keys are fine with every type, "none" included (passive checks use fall).
     for (const char* type : {"tcp", "http", "https", "smtp", "none"}) {
         INFO(type);
