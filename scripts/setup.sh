@@ -17,8 +17,10 @@ packages=(
     libboost1.81-dev libssl-dev nlohmann-json3-dev libfmt-dev catch2
     # tests, benchmark, demo
     python3 openssl iproute2 procps
-    haproxy iperf3 nginx curl netcat-openbsd testssl.sh
+    haproxy iperf3 nginx curl netcat-openbsd testssl.sh wrk
     python3-selenium chromium chromium-driver
+    # test_outlook_anywhere.py: impacket's RPC over HTTP v2 client, a real Outlook Anywhere client
+    python3-impacket
     # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
     # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
