@@ -98,13 +98,29 @@
 # the time of short connections during 20 reloads 250 ms apart against without
 # (goal: no failed connection, p99 within 2x). About 30 s.
 #
+# The capacity case (bench/capacity_bench.py; its header says how and why it is
+# fair) holds N connections through castellan and through HAProxy (mode tcp,
+# same threads, same pinning, neither logging), N = 1,000, 4,000, 8,000 by
+# default (CAPACITY_STEPS; larger N where the file limit allows: a proxy needs
+# two descriptors per connection), each having carried 1 MiB once each way (so
+# both directions spliced) and then idle, clients and servers on addresses
+# spread over 127.0.0.0/8; per proxy and N: memory per connection (VmRSS
+# growth / N), descriptors per connection (/proc/PID/fd growth / N), the
+# proxy's CPU time over a CAPACITY_IDLE_S idle window, and the p50/p99 time of
+# new short connections (connect, 64 bytes echoed, close; one at a time for
+# CAPACITY_PROBE_S) made while the N are held; a table with the ratios
+# castellan/HAProxy per N and whether each figure stays flat as N grows. Not
+# in the default set: about 3 minutes on a quiet 2-CPU machine (1 with --quick).
+#
 # usage: bench/run.sh [--skip-castellan] [--quick] [--help] [CASE...]
-#   CASE: proxies (the plain TCP figures above), tls, http or reload; default
-#   all four. `bench/run.sh reload` runs the reload case alone (no iperf3 or
-#   HAProxy needed); `bench/run.sh tls` the tls case alone (no iperf3 needed);
-#   `bench/run.sh http` the http case alone (needs wrk, nginx, curl, openssl).
+#   CASE: proxies (the plain TCP figures above), tls, http, reload or capacity;
+#   default the first four. `bench/run.sh reload` runs the reload case alone (no
+#   iperf3 or HAProxy needed); `bench/run.sh tls` the tls case alone (no iperf3
+#   needed); `bench/run.sh http` the http case alone (needs wrk, nginx, curl,
+#   openssl); `bench/run.sh capacity` the capacity case alone (HAProxy, ss).
 #   --quick: 1 round, short runs (IPERF_SECS 2, RATE_SECS 2, IDLE_CONNS 500,
-#   TLS_BYTES 256 MiB): about a minute and a half for everything.
+#   TLS_BYTES 256 MiB; capacity: CAPACITY_STEPS 1000,4000, CAPACITY_IDLE_S 3):
+#   about a minute and a half for the default cases.
 #
 # Environment (defaults in brackets):
 #   CASTELLAN_BIN  the binary to measure [build/castellan]
@@ -129,12 +145,17 @@
 #   HTTP_BIG_CONCURRENCY [4]  wrk connections for the 1 MiB responses
 #   HTTP_SMALL_BYTES [128]  the body of the small response
 #   CASES          the cases to run when none is named ["proxies tls http reload"]
-#   SKIP_CASTELLAN=1 is the same as --skip-castellan (it skips the reload case);
+#   CAPACITY_STEPS [1000,4000,8000]  the N of the capacity case, increasing
+#   CAPACITY_IDLE_S [10]  its idle CPU window   CAPACITY_PROBE_S [2]  its probe
+#   CAPACITY_ROUNDS [1]  its rounds (alternating which proxy goes first)
+#   SKIP_CASTELLAN=1 is the same as --skip-castellan (it skips the reload case,
+#                  and the capacity case measures HAProxy alone);
 #   KEEP_WORK=1 keeps the temporary folder (configs, logs, raw results).
 # The helpers are compiled into build-bench/ (tls_load needs OpenSSL's headers,
 # libssl-dev), and the summary and the raw results are left there too
 # (summary.txt, results.tsv, with the tls case's figures; the reload case's
-# reload.txt and reload.json).
+# reload.txt and reload.json; the capacity case's capacity.txt and
+# capacity.json).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -146,7 +167,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --skip-castellan) skip_castellan=1 ;;
         --quick) quick=1 ;;
-        proxies | reload | tls | http) cases+=("$1") ;;
+        proxies | reload | tls | http | capacity) cases+=("$1") ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -160,6 +181,7 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ $quick -eq 1 ]]; then
     : "${ROUNDS:=1}" "${IPERF_SECS:=2}" "${RATE_SECS:=2}" "${IDLE_CONNS:=500}" "${TLS_BYTES:=268435456}"
+    : "${CAPACITY_STEPS:=1000,4000}" "${CAPACITY_IDLE_S:=3}"
 fi
 
 castellan_bin=${CASTELLAN_BIN:-$root/build/castellan}
@@ -198,20 +220,23 @@ run_proxies=0
 run_reload=0
 run_tls=0
 run_http=0
+run_capacity=0
 for case_name in "${cases[@]}"; do
     case $case_name in
         proxies) run_proxies=1 ;;
         reload) run_reload=1 ;;
         tls) run_tls=1 ;;
         http) run_http=1 ;;
-        *) die "unknown case '$case_name' (proxies, tls, http, reload)" ;;
+        capacity) run_capacity=1 ;;
+        *) die "unknown case '$case_name' (proxies, tls, http, reload, capacity)" ;;
     esac
 done
 if [[ $run_reload -eq 1 && $skip_castellan -eq 1 ]]; then
     say "run.sh: --skip-castellan: skipping the reload case (it measures castellan)"
     run_reload=0
 fi
-[[ $run_proxies -eq 1 || $run_tls -eq 1 || $run_http -eq 1 || $run_reload -eq 1 ]] || die "no case left to run"
+[[ $run_proxies -eq 1 || $run_tls -eq 1 || $run_http -eq 1 || $run_reload -eq 1 || $run_capacity -eq 1 ]] ||
+    die "no case left to run"
 
 # Runs bench/reload_bench.py with this script's settings (binary, threads, CPU
 # pinning, KEEP_WORK) and the compiled echo server; the script ends every process
@@ -248,8 +273,56 @@ run_reload_case() {
     echo "(saved in $out_dir/reload.txt, the JSON line in $out_dir/reload.json)"
 }
 
+# Runs bench/capacity_bench.py with this script's settings (binary, threads, CPU
+# pinning, KEEP_WORK, --skip-castellan) and the compiled echo server and
+# connrate; the script ends every process it starts. Its table and JSON line go
+# to build-bench/capacity.txt, the JSON alone to build-bench/capacity.json.
+run_capacity_case() {
+    local out_dir=$root/build-bench cpus helper tool
+    local -a args=(--threads "$threads" --json-out "$out_dir/capacity.json"
+        --steps "${CAPACITY_STEPS:-1000,4000,8000}" --idle-s "${CAPACITY_IDLE_S:-10}"
+        --probe-s "${CAPACITY_PROBE_S:-2}" --rounds "${CAPACITY_ROUNDS:-1}")
+    if [[ $skip_castellan -eq 1 ]]; then
+        args+=(--targets haproxy)
+    else
+        [[ -x $castellan_bin ]] || die "castellan binary not found at $castellan_bin (the capacity case needs it)"
+        args+=(--castellan "$castellan_bin")
+    fi
+    for tool in python3 cc haproxy ss; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool not found; run scripts/setup.sh first"
+    done
+    mkdir -p "$out_dir"
+    for helper in echo_server connrate; do
+        if [[ ! -x $out_dir/$helper || $root/bench/$helper.c -nt $out_dir/$helper ]]; then
+            cc -O2 -Wall -Wextra -o "$out_dir/$helper" "$root/bench/$helper.c" || die "cannot compile bench/$helper.c"
+        fi
+    done
+    args+=(--echo-server "$out_dir/echo_server" --connrate "$out_dir/connrate")
+    cpus=$(nproc)
+    if [[ $cpus -ge 2 && $proxy_cpu -lt $cpus && $load_cpu -lt $cpus ]]; then
+        args+=(--proxy-cpu "$proxy_cpu" --load-cpu "$load_cpu")
+    else
+        args+=(--no-pin)
+    fi
+    [[ ${KEEP_WORK:-0} == 1 ]] && args+=(--keep-work)
+    echo
+    echo "castellan benchmark: capacity case"
+    echo
+    rm -f "$out_dir/capacity.json"
+    if ! python3 "$root/bench/capacity_bench.py" "${args[@]}" | tee "$out_dir/capacity.txt"; then
+        die "the capacity case failed (see above)"
+    fi
+    echo "(saved in $out_dir/capacity.txt, the JSON line in $out_dir/capacity.json)"
+}
+
+# The cases that start their own processes (reload, capacity), after the others.
+run_own_cases() {
+    if [[ $run_reload -eq 1 ]]; then run_reload_case; fi
+    if [[ $run_capacity -eq 1 ]]; then run_capacity_case; fi
+}
+
 if [[ $run_proxies -eq 0 && $run_tls -eq 0 && $run_http -eq 0 ]]; then
-    run_reload_case
+    run_own_cases
     exit 0
 fi
 
@@ -325,8 +398,8 @@ if [[ $run_tls -eq 1 ]]; then
     done
 fi
 if [[ $run_proxies -eq 0 && $run_tls -eq 0 && $run_http -eq 0 ]]; then
-    [[ $run_reload -eq 1 ]] || die "no case left to run"
-    run_reload_case
+    [[ $run_reload -eq 1 || $run_capacity -eq 1 ]] || die "no case left to run"
+    run_own_cases
     exit 0
 fi
 [[ $haproxy_splice =~ ^(auto|always|off)$ ]] || die "HAPROXY_SPLICE must be auto, always or off"
@@ -1394,8 +1467,6 @@ python3 "$root/bench/summarize.py" "$results" | tee "$out_dir/summary.txt"
 echo
 echo "(summary saved in $out_dir/summary.txt, raw figures in $out_dir/results.tsv)"
 
-# --- the reload case, after the proxies ------------------------------------------
+# --- the reload and capacity cases, after the proxies ------------------------------
 
-if [[ $run_reload -eq 1 ]]; then
-    run_reload_case
-fi
+run_own_cases

@@ -191,15 +191,18 @@ net::awaitable<void> pass_response(Inbound& from_server, StreamSide to, const Re
             co_return;
         }
         const auto& head = response.get().base();
-        exchange.status = head.result_int();
-        if (exchange.status == 101) {
+        const unsigned status = head.result_int();
+        // An interim 100 is not the request's status: one that never gets a
+        // final answer logs 0.
+        if (status >= 200 || status == 101) exchange.status = status;
+        if (status == 101) {
             const std::string text = http::forwarded_response(head, {}, true, request.version);
             const bool written = co_await write_all(to, net::buffer(text));
             exchange.result = written ? Exchange::Result::upgrade : Exchange::Result::client_gone;
             exchange.bytes_out += text.size();
             co_return;
         }
-        if (exchange.status < 200) {
+        if (status < 200) {
             // 100 Continue and friends: passed on, then the final response follows.
             const std::string text = http::forwarded_response(head, {}, true, request.version);
             if (!co_await write_all(to, net::buffer(text))) {
@@ -286,10 +289,15 @@ void log_request(conf::AccessLog access_log, const ServiceRuntime& service, cons
                  std::uint64_t bytes_in, std::uint64_t bytes_out, std::chrono::steady_clock::time_point started,
                  std::string_view reason) {
     if (access_log == conf::AccessLog::off) return;
-    if (access_log == conf::AccessLog::errors && status < 500 && reason.empty()) return;
+    // Outlook Anywhere ends a session by closing its two channel requests
+    // (RPC_IN_DATA, RPC_OUT_DATA) before their 1 GiB is through: for them a
+    // client's close is the normal end, not an error to report.
+    const bool normal_end = reason == "client_closed" && (method == "RPC_IN_DATA" || method == "RPC_OUT_DATA");
+    const bool abnormal = status >= 500 || (!reason.empty() && !normal_end);
+    if (access_log == conf::AccessLog::errors && !abnormal) return;
     const auto duration =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log::Line line(status >= 500 || !reason.empty() ? log::Level::warn : log::Level::info, "request");
+    log::Line line(abnormal ? log::Level::warn : log::Level::info, "request");
     line.kv("vs", service.config.name)
         .kv("client", endpoint_text(client))
         .kv("server", server)

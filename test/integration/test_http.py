@@ -1103,6 +1103,25 @@ class HttpLoad(HttpTestBase):
 
 
 class HttpObservability(HttpTestBase):
+    def test_outlook_anywhere_channel_closed_by_its_client_is_a_normal_end(self):
+        # Outlook ends a session by closing its RPC_IN_DATA and RPC_OUT_DATA
+        # requests long before their 1 GiB: logged at info, status 0 (the 100
+        # Continue was interim), and so left out by access_log "errors". Another
+        # request cut the same way stays a warning.
+        self.start_http()
+        for method in ("RPC_IN_DATA", "POST"):
+            io = self.connect()
+            io.send(f"{method} /continue HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                    f"Content-Length: 1073741824\r\n\r\n".encode())
+            io.send(b"x" * 1000)
+            time.sleep(0.2)
+            io.sock.close()
+        lines = self.request_lines(lambda f: f.get("reason") == "client_closed", count=2)
+        by_method = {f["method"]: f for f in lines}
+        self.assertEqual(by_method["RPC_IN_DATA"]["level"], "info", lines)
+        self.assertEqual(by_method["RPC_IN_DATA"]["status"], "0", lines)
+        self.assertEqual(by_method["POST"]["level"], "warn", lines)
+
     def test_request_log_line(self):
         self.start_http()
         raw = get("/cl?n=123&secret=hunter2")
