@@ -416,8 +416,11 @@ def self_signed():
 
 
 def tearDownModule():
+    # Other modules that borrow self_signed() call this too: forget the pair
+    # with its folder, so that a later user makes a new one.
     if _CERT.get("dir"):
         shutil.rmtree(_CERT["dir"], ignore_errors=True)
+    _CERT.clear()
 
 
 # ---------------------------------------------------------------------------
