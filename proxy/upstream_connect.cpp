@@ -1,8 +1,8 @@
 #include "proxy/upstream_connect.hpp"
 
+#include "healthcheck/local_shortage.hpp"
 #include "proxy/log.hpp"
 #include "proxy/socket_options.hpp"
-#include "proxy/system_limits.hpp"
 #include "tls/socket_bio.hpp"
 #include "tls/tls_io.hpp"
 
@@ -11,8 +11,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <netinet/in.h>
+
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace castellan::proxy {
@@ -21,7 +25,18 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-enum class ConnectResult { ok, refused, timed_out, out_of_resources, tls_failed };
+using healthcheck::LocalShortage;
+using healthcheck::SocketStep;
+
+enum class ConnectResult { ok, refused, timed_out, local, tls_failed };
+
+// What one attempt at a real server gives.
+struct Attempt {
+    ConnectResult result = ConnectResult::ok;
+    boost::system::error_code error;
+    LocalShortage shortage = LocalShortage::none;  // with result local: what this host lacked
+    std::string detail;  // tls_failed: the handshake's reason
+};
 
 // What the connect timer and the connecting coroutine share. The timer's
 // handler may already be queued when the connect completes, so it holds the
@@ -36,10 +51,9 @@ struct ConnectWatch {
 // set, the TLS handshake, whose session lands in `tls`. A timer whose handler
 // cancels the socket costs less than racing two operations with `||`, which
 // spawns a coroutine for each (measured: about 1.5 % of the connection rate).
-net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntime& server,
-                                           const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
-                                           std::chrono::milliseconds timeout,
-                                           boost::system::error_code& error, tls::SslPtr& tls, std::string& detail) {
+net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& server,
+                                     const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
+                                     std::chrono::milliseconds timeout, tls::SslPtr& tls) {
     auto watch = std::make_shared<ConnectWatch>();
     watch->socket = &socket;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
@@ -49,42 +63,44 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntim
         boost::system::error_code ignored;
         watch->socket->cancel(ignored);
     });
+    Attempt out;
+    // async_connect opens the socket: a failed open (EMFILE) comes back here too.
     auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
-    ConnectResult result = ConnectResult::ok;
-    error = connect_error;
-    if (error) {
-        // No socket could be made here (EMFILE...): nothing was sent to the server.
-        result = is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
+    out.error = connect_error;
+    out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
+    if (out.error) {
+        out.result = out.shortage == LocalShortage::none ? ConnectResult::refused : ConnectResult::local;
     } else if (upstream_tls) {
         tls = upstream_tls->new_session(socket, server.upstream_session, sni);
         if (!tls) {
-            error = net::error::no_memory;
-            result = ConnectResult::out_of_resources;
+            out.error = net::error::no_memory;
+            out.shortage = LocalShortage::resources;
+            out.result = ConnectResult::local;
         } else {
             const tls::HandshakeResult handshake = co_await tls::handshake(socket, tls.get());
             if (!handshake.ok()) {
-                result = ConnectResult::tls_failed;
-                detail = "TLS handshake failed: " + handshake.detail;
+                out.result = ConnectResult::tls_failed;
+                out.detail = "TLS handshake failed: " + handshake.detail;
                 tls.reset();
             }
         }
     }
     watch->socket = nullptr;
     timer.cancel();
-    if (watch->timed_out) {
-        error = net::error::timed_out;
+    if (watch->timed_out && out.result != ConnectResult::local) {
+        out.error = net::error::timed_out;
+        out.result = ConnectResult::timed_out;
         tls.reset();
-        co_return ConnectResult::timed_out;
     }
-    co_return result;
+    co_return out;
 }
 
-void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
-                  ConnectResult result, std::chrono::milliseconds timeout, std::string detail) {
+void note_failure(ServiceRuntime& service, RealServerRuntime& server, Attempt& attempt,
+                  std::chrono::milliseconds timeout) {
     server.state->connect_failures.fetch_add(1, std::memory_order_relaxed);
-    std::string reason = result == ConnectResult::timed_out ? "timeout after " + std::to_string(timeout.count()) + " ms"
-                         : result == ConnectResult::tls_failed ? std::move(detail)
-                                                               : error.message();
+    std::string reason = attempt.result == ConnectResult::timed_out ? "timeout after " + std::to_string(timeout.count()) + " ms"
+                         : attempt.result == ConnectResult::tls_failed ? std::move(attempt.detail)
+                                                                       : attempt.error.message();
     log::Line(log::Level::warn, "connect_failed")
         .kv("vs", service.config.name)
         .kv("server", server.config.name)
@@ -97,6 +113,43 @@ void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boos
             .kv("to", healthcheck::to_string(change->to))
             .kv("reason", change->reason);
     }
+}
+
+// The `suppressed` count when a line of this kind for `server` is to be
+// written now, nullopt when the throttle leaves it out.
+std::optional<std::uint64_t> admit_line(RealServerRuntime& server, LocalShortage shortage) {
+    return server.state->local_failure_log[static_cast<std::size_t>(shortage)].admit(std::chrono::steady_clock::now());
+}
+
+// The client's connect failed for want of something here: castellan's
+// failure, never the real server's (no connect_failures, no health change, no
+// other server tried as if this one had failed). Counted, and logged at most
+// once per 10 s per server and kind with the number left out.
+void report_local_failure(const ServiceRuntime& service, RealServerRuntime& server, const Attempt& attempt) {
+    server.state->local_connect_failures.fetch_add(1, std::memory_order_relaxed);
+    const auto suppressed = admit_line(server, attempt.shortage);
+    if (!suppressed) return;
+    if (attempt.shortage == LocalShortage::resources) {
+        log::Line(log::Level::error, "connect_failed")
+            .kv("vs", service.config.name)
+            .kv("server", server.config.name)
+            .kv("reason", "out of resources here: " + attempt.error.message())
+            .kv("counted", "no")
+            .kv("suppressed", *suppressed);
+        return;
+    }
+    // The connections open to it (and connects in flight) besides this one: what
+    // the ports went to.
+    const std::uint64_t others = server.state->traffic.active.load(std::memory_order_relaxed) - 1;
+    log::Line line(log::Level::error, healthcheck::to_string(LocalShortage::ports));
+    line.kv("vs", service.config.name)
+        .kv("server", server.config.name)
+        .kv("address", server.config.address.to_string())
+        .kv("source", "kernel")
+        .kv("connections_active", others)
+        .kv("error", attempt.error.message())
+        .kv("remedy", "add source_addresses or widen net.ipv4.ip_local_port_range")
+        .kv("suppressed", *suppressed);
 }
 
 }  // namespace
@@ -149,26 +202,20 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         // with `made`.
         auto made = std::make_unique<UpstreamConnection>(
             UpstreamConnection{tcp::socket(executor), nullptr, &server, false, ActiveClaim(server.state->traffic.active)});
-        boost::system::error_code error;
-        std::string detail;
-        ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), upstream_sni,
-                                                     timeout, error, made->tls, detail);
-        if (result == ConnectResult::ok) {
+        Attempt tried = co_await connect_once(made->socket, server, service.upstream_tls.get(), upstream_sni, timeout,
+                                              made->tls);
+        if (tried.result == ConnectResult::ok) {
             server.health->on_connect_ok();
             tune_upstream_connection(made->socket);
             made->persisted = table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
             co_return made;
         }
-        if (result == ConnectResult::out_of_resources) {
-            log::Line(log::Level::error, "connect_failed")
-                .kv("vs", service.config.name)
-                .kv("server", server.config.name)
-                .kv("reason", "out of resources here: " + error.message())
-                .kv("counted", "no");
-            failure = "out_of_resources";
+        if (tried.result == ConnectResult::local) {
+            report_local_failure(service, server, tried);
+            failure = healthcheck::to_string(tried.shortage);
             co_return nullptr;
         }
-        note_failure(service, server, error, result, timeout, std::move(detail));
+        note_failure(service, server, tried, timeout);
         eligible[*next] = 0;  // never retry a server this connection already failed on
         next.reset();
     }
