@@ -167,6 +167,10 @@ struct VirtualService {
     int max_connections = 0;  // 0 = unlimited
     OnServerDown on_server_down = OnServerDown::keep;
     std::optional<int> drain_timeout_s;
+    // Local addresses that connections to real servers come from, used in turn:
+    // IP literals as written (checked: valid, not a wildcard, no two alike).
+    // Empty = the kernel's choice.
+    std::vector<std::string> source_addresses;
     friend bool operator==(const VirtualService&, const VirtualService&) = default;
 };
 

@@ -4,8 +4,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace castellan::conf::detail {
 
@@ -399,6 +405,88 @@ bool parse_timeouts(const Json& value, const std::string& path, Context& ctx, Ti
     return idle_given;
 }
 
+const char* family_name(HostPort::Kind kind) { return kind == HostPort::Kind::ipv6 ? "IPv6" : "IPv4"; }
+
+// source_addresses: IP literals (no port, no brackets), not a wildcard (that is
+// the kernel's choice, which an empty list already says), no address twice
+// (it would take two turns of the rotation). Then every real server given by IP
+// needs one address of its family: a connection to it can only come from one.
+// A real server given by hostname is checked when it is resolved (runtime).
+void parse_source_addresses(ObjectReader& service, Context& ctx, const std::vector<RealServer>& servers,
+                            std::vector<std::string>& out) {
+    const Json* list = service.take("source_addresses");
+    if (!list) return;
+    const std::string path = service.path_of("source_addresses");
+    if (!list->is_array()) {
+        ctx.errors.push_back({path, fmt::format("expected an array of IP addresses, got {}", describe(*list))});
+        return;
+    }
+    std::vector<std::string> addresses;
+    // Parsed bytes of the valid ones, to find the same address spelled twice
+    // ("::1" and "0::1"), with the index that first gave it.
+    std::vector<std::pair<std::vector<std::uint8_t>, std::size_t>> seen;
+    bool families[2] = {false, false};  // ipv4, ipv6
+    bool ok = true;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        const Json& item = (*list)[i];
+        const std::string item_path = detail::pointer_join(path, i);
+        const std::string text = item.is_string() ? item.get<std::string>() : std::string();
+        std::vector<std::uint8_t> bytes;
+        if (const auto v4 = item.is_string() ? parse_ipv4(text) : std::nullopt) {
+            bytes.assign(v4->begin(), v4->end());
+        } else if (const auto v6 = item.is_string() ? parse_ipv6(text) : std::nullopt) {
+            bytes.assign(v6->begin(), v6->end());
+        } else {
+            std::string message = fmt::format("expected an IP address such as \"192.0.2.10\" or \"2001:db8::10\", got {}",
+                                              describe(item));
+            if (item.is_string() && text.find(':') != std::string::npos && text.find('.') != std::string::npos &&
+                text.find('[') == std::string::npos && parse_ipv4(text.substr(0, text.rfind(':')))) {
+                message += " (no port: castellan picks one)";
+            } else if (item.is_string() && !text.empty() && text.front() == '[') {
+                message += " (without brackets)";
+            }
+            ctx.errors.push_back({item_path, std::move(message)});
+            ok = false;
+            continue;
+        }
+        if (std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; })) {
+            ctx.errors.push_back({item_path, fmt::format("{} is the wildcard address, which means the kernel's "
+                                                         "choice: leave source_addresses out for that",
+                                                         quote(text))});
+            ok = false;
+            continue;
+        }
+        const auto same = std::find_if(seen.begin(), seen.end(), [&](const auto& entry) { return entry.first == bytes; });
+        if (same != seen.end()) {
+            ctx.errors.push_back({item_path, fmt::format("{} is already listed at {}", quote(text),
+                                                         detail::pointer_join(path, same->second))});
+            ok = false;
+            continue;
+        }
+        seen.emplace_back(std::move(bytes), i);
+        families[seen.back().first.size() == 16 ? 1 : 0] = true;
+        addresses.push_back(text);
+    }
+    if (!ok || addresses.empty()) {
+        if (ok) out = std::move(addresses);  // [] = the kernel's choice, as when absent
+        return;
+    }
+    for (const auto kind : {HostPort::Kind::ipv4, HostPort::Kind::ipv6}) {
+        if (families[kind == HostPort::Kind::ipv6 ? 1 : 0]) continue;
+        const auto needing = std::find_if(servers.begin(), servers.end(), [&](const RealServer& server) {
+            // (A server whose address did not parse has an empty host: its error is reported.)
+            return server.address.kind == kind && !server.address.host.empty();
+        });
+        if (needing == servers.end()) continue;
+        ctx.errors.push_back(
+            {path, fmt::format("has no {} address, which real server {} ({}) needs: a connection to a real server "
+                               "comes from an address of its family",
+                               family_name(kind), quote(needing->name), needing->address.to_string())});
+        ok = false;
+    }
+    if (ok) out = std::move(addresses);
+}
+
 }  // namespace
 
 ServiceResult parse_service(const Json& value, const std::string& path, Context& ctx) {
@@ -434,6 +522,7 @@ ServiceResult parse_service(const Json& value, const std::string& path, Context&
     r.integer("max_connections", s.max_connections, 0, max_int);
     r.enumeration("on_server_down", s.on_server_down, server_down_actions);
     r.integer("drain_timeout_s", s.drain_timeout_s, 1, max_int);
+    parse_source_addresses(r, ctx, s.real_servers, s.source_addresses);
     r.finish();
     return result;
 }

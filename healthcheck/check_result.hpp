@@ -4,6 +4,8 @@
 // "timeout after 1000 ms", "TLS handshake failed: ...").
 #pragma once
 
+#include "healthcheck/local_shortage.hpp"
+
 #include <chrono>
 #include <string>
 
@@ -13,6 +15,10 @@ struct CheckResult {
     bool ok = false;
     std::chrono::milliseconds latency{0};  // from the start of the check to its answer (or its timeout)
     std::string detail;
+    // Not none: the check could not be made for want of something on this host
+    // (a local port, descriptors, memory). It says nothing of the server, so
+    // the monitor leaves the server's health and last check as they are.
+    LocalShortage local = LocalShortage::none;
 };
 
 }  // namespace castellan::healthcheck

@@ -53,7 +53,11 @@ CheckResult failed(std::string detail) { return {false, std::chrono::millisecond
 
 CheckResult connect_failure(const boost::system::error_code& error) {
     if (error == net::error::connection_refused) return failed("connect refused");
-    return failed("connect failed: " + error.message());
+    CheckResult result = failed("connect failed: " + error.message());
+    // async_connect opens the socket too: EMFILE lands here as well.
+    result.local = local_shortage_of(error, SocketStep::connect);
+    if (result.local != LocalShortage::none) result.detail = "not run: " + error.message() + " (here, not at the server)";
+    return result;
 }
 
 // The benign way a peer ends a connection (the TLS channel reports a close,

@@ -34,6 +34,12 @@ struct CheckContext {
 // https: SNI is context.sni; the certificate is verified only when check.verify
 // (by context.tls's verify mode and CAs, and against context.sni when there is
 // one). The TLS code is the one re-encrypted connections use (tls/).
+// The check connects from the kernel's choice of local address, not from the
+// service's source_addresses: it tests the server, and a source address
+// missing on this host is castellan's problem, logged by the proxy, not a
+// reason to mark every server down. A connect that fails for want of
+// something here (no local port left, no descriptor) gives a result with
+// `local` set, which the monitor does not count.
 // Runs on the calling coroutine's executor (the control thread's loop); the
 // arguments must stay alive until it completes.
 boost::asio::awaitable<CheckResult> run_check(const conf::HealthCheck& check,

@@ -24,8 +24,11 @@ struct HealthMonitor::Loop {
     bool stopped = false;
 };
 
-HealthMonitor::HealthMonitor(net::any_io_executor executor, ChangeHandler on_change)
-    : executor_(std::move(executor)), on_change_(std::move(on_change)), random_(std::random_device{}()) {}
+HealthMonitor::HealthMonitor(net::any_io_executor executor, ChangeHandler on_change, NotRunHandler on_not_run)
+    : executor_(std::move(executor)),
+      on_change_(std::move(on_change)),
+      on_not_run_(std::move(on_not_run)),
+      random_(std::random_device{}()) {}
 
 HealthMonitor::~HealthMonitor() { stop(); }
 
@@ -88,9 +91,14 @@ net::awaitable<void> HealthMonitor::run(std::shared_ptr<Loop> loop) {
         const auto started = std::chrono::steady_clock::now();
         CheckResult result = co_await run_check(loop->target.check, loop->target.endpoint, loop->target.context);
         if (loop->stopped) break;
-        auto change = loop->target.health->on_check(result.ok, result.latency, result.detail,
-                                                    std::chrono::system_clock::now());
-        if (change) on_change_(loop->target, *change);
+        if (result.local != LocalShortage::none) {
+            // This host lacked a port or a descriptor: nothing was learnt of
+            // the server, so its health (and last check) stay as they were.
+            if (on_not_run_) on_not_run_(loop->target, result);
+        } else if (auto change = loop->target.health->on_check(result.ok, result.latency, result.detail,
+                                                               std::chrono::system_clock::now())) {
+            on_change_(loop->target, *change);
+        }
 
         loop->timer.expires_at(started + interval + std::chrono::milliseconds(jitter(loop->random)));
         co_await loop->timer.async_wait(use);

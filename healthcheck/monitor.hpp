@@ -35,8 +35,11 @@ class HealthMonitor {
 public:
     // Called on the control thread when a check changes a target's health.
     using ChangeHandler = std::function<void(const CheckTarget&, const HealthChange&)>;
+    // Called on the control thread when a check could not be made for want of
+    // something on this host (CheckResult::local): the result was not counted.
+    using NotRunHandler = std::function<void(const CheckTarget&, const CheckResult&)>;
 
-    HealthMonitor(boost::asio::any_io_executor executor, ChangeHandler on_change);
+    HealthMonitor(boost::asio::any_io_executor executor, ChangeHandler on_change, NotRunHandler on_not_run = {});
     ~HealthMonitor();
     HealthMonitor(const HealthMonitor&) = delete;
     HealthMonitor& operator=(const HealthMonitor&) = delete;
@@ -59,6 +62,7 @@ private:
 
     boost::asio::any_io_executor executor_;
     ChangeHandler on_change_;
+    NotRunHandler on_not_run_;
     std::mt19937_64 random_;
     std::vector<std::shared_ptr<Loop>> loops_;
 };

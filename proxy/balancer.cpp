@@ -143,6 +143,9 @@ int Balancer::run() {
         control_.get_executor(),
         [this](const healthcheck::CheckTarget& target, const healthcheck::HealthChange& change) {
             on_health_change(target, change);
+        },
+        [this](const healthcheck::CheckTarget& target, const healthcheck::CheckResult& result) {
+            on_check_not_run(target, result);
         });
     monitor_->start(runtime_->health_targets);
     log::Line(log::Level::info, "ready")
@@ -240,6 +243,23 @@ void Balancer::on_health_change(const healthcheck::CheckTarget& target, const he
         }
     }
     log_service_availability();
+}
+
+void Balancer::on_check_not_run(const healthcheck::CheckTarget& target, const healthcheck::CheckResult& result) {
+    const auto suppressed =
+        check_not_run_log_[static_cast<std::size_t>(result.local)].admit(std::chrono::steady_clock::now());
+    if (!suppressed) return;
+    // The same event as the proxy's own shortage of ports (the same remedy),
+    // told apart by `check`; other shortages (descriptors) as check_not_run.
+    const bool ports = result.local == healthcheck::LocalShortage::ports;
+    log::Line line(log::Level::error, ports ? healthcheck::to_string(result.local) : "check_not_run");
+    line.kv("server", target.label)
+        .kv("check", conf::to_string(target.check.type))
+        .kv("source", "kernel")
+        .kv("reason", result.detail)
+        .kv("counted", "no");
+    if (ports) line.kv("remedy", "add source_addresses or widen net.ipv4.ip_local_port_range");
+    line.kv("suppressed", *suppressed);
 }
 
 void Balancer::log_service_availability() {

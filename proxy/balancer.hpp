@@ -6,11 +6,13 @@
 #include "conf/config.hpp"
 #include "healthcheck/monitor.hpp"
 #include "proxy/admin/admin_server.hpp"
+#include "proxy/log_throttle.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -55,6 +57,7 @@ private:
     void close_listeners();
     void begin_graceful_stop(int signal_number);
     void on_health_change(const healthcheck::CheckTarget& target, const healthcheck::HealthChange& change);
+    void on_check_not_run(const healthcheck::CheckTarget& target, const healthcheck::CheckResult& result);
     void log_service_availability();
 
     // Reload steps, in order: a build on its own thread (file, DNS), then on the
@@ -82,6 +85,9 @@ private:
     std::unique_ptr<admin::AdminServer> admin_;
     std::map<std::string, bool> service_available_;  // by service name; control thread only
     admin::ConfigStatus config_status_;              // control thread only
+    // Checks not made for want of a local port or descriptor: one line per 10 s
+    // per kind (healthcheck::LocalShortage as the index), for all checks together.
+    std::array<LogThrottle, 4> check_not_run_log_;
     bool stopping_ = false;
     bool reload_running_ = false;
     std::vector<ReloadDone> reload_waiting_;  // asked while a round runs: the next round

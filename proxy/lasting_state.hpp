@@ -9,6 +9,7 @@
 // generation. Sessions of an old snapshot keep writing into the same objects.
 #pragma once
 
+#include "proxy/log_throttle.hpp"
 #include "tls/tls_io.hpp"
 
 #include <array>
@@ -89,7 +90,14 @@ struct ServerState {
     ServerState(std::size_t workers, AdminState initial) : admin(initial), traffic(workers) {}
     AdminStateCell admin;
     TrafficCounters traffic;  // active = this service's open connections to it
-    std::atomic<std::uint64_t> connect_failures{0};
+    std::atomic<std::uint64_t> connect_failures{0};  // the server refused, timed out, failed TLS
+    // Connects to it that failed for want of something here (a local port, a
+    // source address, descriptors, memory): castellan's failure, never counted
+    // in connect_failures nor against its health.
+    std::atomic<std::uint64_t> local_connect_failures{0};
+    // One line per 10 s per kind of local failure (healthcheck::LocalShortage
+    // as the index), however many clients fail.
+    std::array<LogThrottle, 4> local_failure_log;
 };
 
 // The client-side TLS handshakes of a service: once per connection, by any

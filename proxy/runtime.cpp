@@ -77,8 +77,10 @@ namespace {
 
 // The first address of `address` (an IP literal needs no lookup). IPv4 is
 // preferred for a hostname because Exchange sites name their CAS servers in
-// IPv4 DNS first.
-std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& address, std::string& error) {
+// IPv4 DNS first. With source_addresses, only a family they have will do: a
+// connection comes from an address of the real server's family.
+std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& address, const SourceAddresses& sources,
+                                     std::string& error) {
     boost::system::error_code ec;
     if (address.kind != conf::HostPort::Kind::hostname) {
         auto ip = net::ip::make_address(address.host, ec);
@@ -95,10 +97,19 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
                             ec ? ec.message() : std::string("no address"));
         return std::nullopt;
     }
+    auto usable = [&sources](const tcp::endpoint& endpoint) {
+        return sources.empty() || !sources.of_family(endpoint.address().is_v6()).empty();
+    };
     for (const auto& entry : results) {
-        if (entry.endpoint().address().is_v4()) return entry.endpoint();
+        if (entry.endpoint().address().is_v4() && usable(entry.endpoint())) return entry.endpoint();
     }
-    return results.begin()->endpoint();
+    for (const auto& entry : results) {
+        if (usable(entry.endpoint())) return entry.endpoint();
+    }
+    error = fmt::format("\"{}\" resolves to {} only, and source_addresses has no address of that family "
+                        "(a connection to a real server comes from an address of its family)",
+                        address.host, results.begin()->endpoint().address().is_v6() ? "IPv6" : "IPv4");
+    return std::nullopt;
 }
 
 bool is_ip_literal(std::string_view host) {
@@ -239,6 +250,7 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
         auto service = std::make_unique<ServiceRuntime>();
         service->config = vs;
         service->state = before ? before->state : std::make_shared<ServiceState>(runtime->workers);
+        service->source_addresses = SourceAddresses(vs.source_addresses);
 
         if (vs.tls && vs.tls->mode != conf::TlsMode::passthrough) {
             std::vector<tls::TlsConfigError> tls_errors;
@@ -267,7 +279,7 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
         for (std::size_t r = 0; r < vs.real_servers.size(); ++r) {
             const auto& rs = vs.real_servers[r];
             std::string error;
-            auto endpoint = resolve(resolver_io, rs.address, error);
+            auto endpoint = resolve(resolver_io, rs.address, service->source_addresses, error);
             if (!endpoint) {
                 errors.push_back({fmt::format("/virtual_services/{}/real_servers/{}/address", s, r), error});
                 continue;

@@ -16,6 +16,7 @@
 #include "persistence/scheduler.hpp"
 #include "persistence/source_ip_table.hpp"
 #include "proxy/lasting_state.hpp"
+#include "proxy/source_addresses.hpp"
 #include "tls/server_tls.hpp"
 #include "tls/ticket_keys.hpp"
 #include "tls/upstream_tls.hpp"
@@ -63,6 +64,13 @@ struct RealServerRuntime {
     // server resumes. Per snapshot: a reload costs each server one full handshake.
     mutable tls::SessionSlot upstream_session;
 
+    // With source_addresses: how many connections to this server have taken
+    // their turn (SourceAddresses::index_for). Per real server, not per service,
+    // so that a scheduler alternating over as many servers as there are source
+    // addresses does not pair each server with one address. Bumped by any
+    // worker (relaxed); per snapshot.
+    std::atomic<std::uint64_t> source_turn{0};
+
     // Sets the admin state; entering `draining` starts the drain clock (asking
     // for a drain again does not restart it).
     void set_admin_state(AdminState wanted, std::chrono::steady_clock::time_point now);
@@ -101,6 +109,8 @@ struct ServiceRuntime {
     // Cookie persistence: the cookie's seal, under cookie_secret_file or the
     // process's random secret. Null otherwise.
     std::unique_ptr<persistence::CookieCodec> cookie_codec;
+    // config.source_addresses, parsed; empty = the kernel's choice.
+    SourceAddresses source_addresses;
 
     std::optional<std::size_t> index_of(std::string_view server_name) const;
 };

@@ -1,7 +1,5 @@
 #include "proxy/system_limits.hpp"
 
-#include <boost/asio/error.hpp>
-
 #include <cerrno>
 #include <sched.h>
 #include <sys/resource.h>
@@ -12,13 +10,6 @@
 #include <thread>
 
 namespace castellan::proxy {
-
-bool is_out_of_resources(const boost::system::error_code& error) {
-    namespace error_codes = boost::asio::error;
-    return error == error_codes::no_descriptors || error == error_codes::no_buffer_space ||
-           error == error_codes::no_memory ||
-           (error.category() == boost::system::system_category() && error.value() == ENFILE);
-}
 
 std::size_t open_descriptor_count() {
     std::error_code error;

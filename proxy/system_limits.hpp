@@ -1,8 +1,6 @@
 // Process-wide limits read or set at start.
 #pragma once
 
-#include <boost/system/error_code.hpp>
-
 #include <cstddef>
 #include <cstdint>
 
@@ -17,11 +15,6 @@ struct FileLimit {
 // Raises the soft RLIMIT_NOFILE to the hard limit: Debian's soft default of 1024
 // is a few hundred proxied connections (each takes two descriptors).
 FileLimit raise_file_limit();
-
-// Is `error` this process or machine running out of descriptors or memory
-// (EMFILE, ENFILE, ENOBUFS, ENOMEM)? Such an error is local: it says nothing of
-// the peer, and only a closing connection clears it.
-bool is_out_of_resources(const boost::system::error_code& error);
 
 // How many descriptors this process has open now (0 if /proc cannot tell).
 std::size_t open_descriptor_count();

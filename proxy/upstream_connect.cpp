@@ -1,8 +1,8 @@
 #include "proxy/upstream_connect.hpp"
 
+#include "healthcheck/local_shortage.hpp"
 #include "proxy/log.hpp"
 #include "proxy/socket_options.hpp"
-#include "proxy/system_limits.hpp"
 #include "tls/socket_bio.hpp"
 #include "tls/tls_io.hpp"
 
@@ -11,8 +11,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <netinet/in.h>
+
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace castellan::proxy {
@@ -21,7 +25,24 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-enum class ConnectResult { ok, refused, timed_out, out_of_resources, tls_failed };
+using healthcheck::LocalShortage;
+using healthcheck::SocketStep;
+
+enum class ConnectResult { ok, refused, timed_out, local, tls_failed };
+
+// What one attempt at a real server gives.
+struct Attempt {
+    ConnectResult result = ConnectResult::ok;
+    boost::system::error_code error;
+    LocalShortage shortage = LocalShortage::none;  // with result local: what this host lacked
+    std::optional<net::ip::address> source;        // the source address tried last; none = the kernel's choice
+    std::size_t sources_tried = 0;
+    // A source address that bind() refused (not on this host?), told even when
+    // another one then served the client.
+    std::optional<net::ip::address> missing_source;
+    boost::system::error_code missing_error;
+    std::string detail;  // tls_failed: the handshake's reason
+};
 
 // What the connect timer and the connecting coroutine share. The timer's
 // handler may already be queued when the connect completes, so it holds the
@@ -32,14 +53,35 @@ struct ConnectWatch {
     bool timed_out = false;
 };
 
-// One attempt, bounded by `timeout`: the connect and, when `upstream_tls` is
-// set, the TLS handshake, whose session lands in `tls`. A timer whose handler
-// cancels the socket costs less than racing two operations with `||`, which
-// spawns a coroutine for each (measured: about 1.5 % of the connection rate).
-net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntime& server,
-                                           const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
-                                           std::chrono::milliseconds timeout,
-                                           boost::system::error_code& error, tls::SslPtr& tls, std::string& detail) {
+// Opens `socket` and binds it to `source`, the port left to connect()
+// (IP_BIND_ADDRESS_NO_PORT): bind() alone would reserve a port against every
+// destination, so that the ports would run out at ~28000 connections in all
+// instead of ~28000 per real server and source address. Gives what this host
+// lacked, if anything; the socket is closed again then.
+LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::ip::address& source,
+                          boost::system::error_code& error) {
+    socket.open(protocol, error);
+    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
+    // Without the option (Linux before 4.2) bind() picks the port: fewer
+    // connections fit, and none fails for it.
+    int on = 1;
+    ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+    socket.bind(tcp::endpoint(source, 0), error);
+    if (!error) return LocalShortage::none;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return healthcheck::local_shortage_of(error, SocketStep::bind);
+}
+
+// One attempt, bounded by `timeout`: the connect (from the server's turn of
+// `sources`, trying the next ones of its family while this host lacks a port
+// or the address) and, when `upstream_tls` is set, the TLS handshake, whose
+// session lands in `tls`. A timer whose handler cancels the socket costs less
+// than racing two operations with `||`, which spawns a coroutine for each
+// (measured: about 1.5 % of the connection rate).
+net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& server, const SourceAddresses& sources,
+                                     const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
+                                     std::chrono::milliseconds timeout, tls::SslPtr& tls) {
     auto watch = std::make_shared<ConnectWatch>();
     watch->socket = &socket;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
@@ -49,42 +91,77 @@ net::awaitable<ConnectResult> connect_once(tcp::socket& socket, RealServerRuntim
         boost::system::error_code ignored;
         watch->socket->cancel(ignored);
     });
-    auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
-    ConnectResult result = ConnectResult::ok;
-    error = connect_error;
-    if (error) {
-        // No socket could be made here (EMFILE...): nothing was sent to the server.
-        result = is_out_of_resources(error) ? ConnectResult::out_of_resources : ConnectResult::refused;
+    Attempt out;
+    const auto& family = sources.of_family(server.endpoint.address().is_v6());
+    if (family.empty()) {
+        // The kernel's choice. async_connect opens the socket: a failed open
+        // (EMFILE) comes back here too.
+        auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
+        out.error = connect_error;
+        out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
+    } else {
+        const std::uint64_t turn = server.source_turn.fetch_add(1, std::memory_order_relaxed);
+        bool ports_lacked = false;
+        for (std::size_t attempt = 0; attempt < family.size() && !watch->timed_out; ++attempt) {
+            const auto& source = family[SourceAddresses::index_for(family.size(), turn, attempt)];
+            out.source = source;
+            ++out.sources_tried;
+            out.shortage = bind_source(socket, server.endpoint.protocol(), source, out.error);
+            if (out.shortage == LocalShortage::source_address && !out.missing_source) {
+                out.missing_source = source;
+                out.missing_error = out.error;
+            }
+            if (out.shortage == LocalShortage::none) {
+                auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
+                out.error = connect_error;
+                out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
+            }
+            // Connected, or the server's own answer, or out of descriptors or
+            // memory (another address would not help): this was the last try.
+            if (!out.error || out.shortage == LocalShortage::none || out.shortage == LocalShortage::resources) break;
+            ports_lacked = ports_lacked || out.shortage == LocalShortage::ports;
+            boost::system::error_code ignored;
+            socket.close(ignored);  // the next address, on a fresh socket
+        }
+        // Some addresses out of ports, the last one missing: the ports are what
+        // to fix first (the missing address is told on its own).
+        if (out.error && ports_lacked && out.shortage == LocalShortage::source_address) {
+            out.shortage = LocalShortage::ports;
+        }
+    }
+    if (out.error) {
+        out.result = out.shortage == LocalShortage::none ? ConnectResult::refused : ConnectResult::local;
     } else if (upstream_tls) {
         tls = upstream_tls->new_session(socket, server.upstream_session, sni);
         if (!tls) {
-            error = net::error::no_memory;
-            result = ConnectResult::out_of_resources;
+            out.error = net::error::no_memory;
+            out.shortage = LocalShortage::resources;
+            out.result = ConnectResult::local;
         } else {
             const tls::HandshakeResult handshake = co_await tls::handshake(socket, tls.get());
             if (!handshake.ok()) {
-                result = ConnectResult::tls_failed;
-                detail = "TLS handshake failed: " + handshake.detail;
+                out.result = ConnectResult::tls_failed;
+                out.detail = "TLS handshake failed: " + handshake.detail;
                 tls.reset();
             }
         }
     }
     watch->socket = nullptr;
     timer.cancel();
-    if (watch->timed_out) {
-        error = net::error::timed_out;
+    if (watch->timed_out && out.result != ConnectResult::local) {
+        out.error = net::error::timed_out;
+        out.result = ConnectResult::timed_out;
         tls.reset();
-        co_return ConnectResult::timed_out;
     }
-    co_return result;
+    co_return out;
 }
 
-void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boost::system::error_code& error,
-                  ConnectResult result, std::chrono::milliseconds timeout, std::string detail) {
+void note_failure(ServiceRuntime& service, RealServerRuntime& server, Attempt& attempt,
+                  std::chrono::milliseconds timeout) {
     server.state->connect_failures.fetch_add(1, std::memory_order_relaxed);
-    std::string reason = result == ConnectResult::timed_out ? "timeout after " + std::to_string(timeout.count()) + " ms"
-                         : result == ConnectResult::tls_failed ? std::move(detail)
-                                                               : error.message();
+    std::string reason = attempt.result == ConnectResult::timed_out ? "timeout after " + std::to_string(timeout.count()) + " ms"
+                         : attempt.result == ConnectResult::tls_failed ? std::move(attempt.detail)
+                                                                       : attempt.error.message();
     log::Line(log::Level::warn, "connect_failed")
         .kv("vs", service.config.name)
         .kv("server", server.config.name)
@@ -97,6 +174,65 @@ void note_failure(ServiceRuntime& service, RealServerRuntime& server, const boos
             .kv("to", healthcheck::to_string(change->to))
             .kv("reason", change->reason);
     }
+}
+
+std::string source_text(const std::optional<net::ip::address>& source) {
+    return source ? source->to_string() : std::string("kernel");
+}
+
+// The `suppressed` count when a line of this kind for `server` is to be
+// written now, nullopt when the throttle leaves it out.
+std::optional<std::uint64_t> admit_line(RealServerRuntime& server, LocalShortage shortage) {
+    return server.state->local_failure_log[static_cast<std::size_t>(shortage)].admit(std::chrono::steady_clock::now());
+}
+
+// A source address that bind() refused: the operator's to fix, whether or not
+// another address then served the client. At most one line per 10 s per server.
+void report_missing_source(const ServiceRuntime& service, RealServerRuntime& server, const Attempt& attempt) {
+    const auto suppressed = admit_line(server, LocalShortage::source_address);
+    if (!suppressed) return;
+    log::Line(log::Level::error, healthcheck::to_string(LocalShortage::source_address))
+        .kv("vs", service.config.name)
+        .kv("server", server.config.name)
+        .kv("address", server.config.address.to_string())
+        .kv("source", attempt.missing_source->to_string())
+        .kv("error", attempt.missing_error.message())
+        .kv("remedy", "configure the address on an interface of this host, or remove it from source_addresses")
+        .kv("suppressed", *suppressed);
+}
+
+// The client's connect failed for want of something here: castellan's
+// failure, never the real server's (no connect_failures, no health change, no
+// other server tried as if this one had failed). Counted, and logged at most
+// once per 10 s per server and kind with the number left out.
+void report_local_failure(const ServiceRuntime& service, RealServerRuntime& server, const Attempt& attempt) {
+    server.state->local_connect_failures.fetch_add(1, std::memory_order_relaxed);
+    // A missing source address was told by report_missing_source().
+    if (attempt.shortage == LocalShortage::source_address) return;
+    const auto suppressed = admit_line(server, attempt.shortage);
+    if (!suppressed) return;
+    if (attempt.shortage == LocalShortage::resources) {
+        log::Line(log::Level::error, "connect_failed")
+            .kv("vs", service.config.name)
+            .kv("server", server.config.name)
+            .kv("reason", "out of resources here: " + attempt.error.message())
+            .kv("counted", "no")
+            .kv("suppressed", *suppressed);
+        return;
+    }
+    // The connections open to it (and connects in flight) besides this one: what
+    // the ports went to.
+    const std::uint64_t others = server.state->traffic.active.load(std::memory_order_relaxed) - 1;
+    log::Line line(log::Level::error, healthcheck::to_string(LocalShortage::ports));
+    line.kv("vs", service.config.name)
+        .kv("server", server.config.name)
+        .kv("address", server.config.address.to_string())
+        .kv("source", source_text(attempt.source));
+    if (attempt.sources_tried > 0) line.kv("sources_tried", static_cast<std::uint64_t>(attempt.sources_tried));
+    line.kv("connections_active", others)
+        .kv("error", attempt.error.message())
+        .kv("remedy", "add source_addresses or widen net.ipv4.ip_local_port_range")
+        .kv("suppressed", *suppressed);
 }
 
 }  // namespace
@@ -149,26 +285,21 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         // with `made`.
         auto made = std::make_unique<UpstreamConnection>(
             UpstreamConnection{tcp::socket(executor), nullptr, &server, false, ActiveClaim(server.state->traffic.active)});
-        boost::system::error_code error;
-        std::string detail;
-        ConnectResult result = co_await connect_once(made->socket, server, service.upstream_tls.get(), upstream_sni,
-                                                     timeout, error, made->tls, detail);
-        if (result == ConnectResult::ok) {
+        Attempt tried = co_await connect_once(made->socket, server, service.source_addresses,
+                                              service.upstream_tls.get(), upstream_sni, timeout, made->tls);
+        if (tried.missing_source) report_missing_source(service, server, tried);
+        if (tried.result == ConnectResult::ok) {
             server.health->on_connect_ok();
             tune_upstream_connection(made->socket);
             made->persisted = table && table->acquire(client, server.config.name, std::chrono::steady_clock::now());
             co_return made;
         }
-        if (result == ConnectResult::out_of_resources) {
-            log::Line(log::Level::error, "connect_failed")
-                .kv("vs", service.config.name)
-                .kv("server", server.config.name)
-                .kv("reason", "out of resources here: " + error.message())
-                .kv("counted", "no");
-            failure = "out_of_resources";
+        if (tried.result == ConnectResult::local) {
+            report_local_failure(service, server, tried);
+            failure = healthcheck::to_string(tried.shortage);
             co_return nullptr;
         }
-        note_failure(service, server, error, result, timeout, std::move(detail));
+        note_failure(service, server, tried, timeout);
         eligible[*next] = 0;  // never retry a server this connection already failed on
         next.reset();
     }

@@ -64,11 +64,19 @@ struct UpstreamConnection {
 // refused or timed-out attempt, or a failed handshake, counts as a connect
 // failure of that server and the next candidate is tried, before the client has
 // seen any byte.
+// With source_addresses, the socket is bound to the server's turn of the
+// addresses of its family (IP_BIND_ADDRESS_NO_PORT), the next ones tried while
+// this host has no port left on one, or lacks the address.
 // Gives null when no candidate is left, with `failure` saying why
-// ("no_server_available"), or when this process is out of descriptors or memory
-// ("out_of_resources": not the real server's fault, so not counted against it,
-// and no other server is tried). On success the persistence entry is (re)bound
-// to the chosen server and counts this connection.
+// ("no_server_available"), or when this host lacks what the connect needs:
+// "local_ports_exhausted" (no ephemeral port left for this server from any
+// source address), "source_address_unavailable" (no source address of the
+// server's family is on this host), "out_of_resources" (descriptors, memory).
+// Those are castellan's failures, not the real server's: counted in its
+// local_connect_failures, never in connect_failures or against its health, no
+// other server is tried, and they are logged at most once per 10 s per server
+// and kind (healthcheck/local_shortage.hpp). On success the persistence entry
+// is (re)bound to the chosen server and counts this connection.
 // Runs on the connection's worker thread.
 boost::asio::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                           const persistence::ClientKey& client,

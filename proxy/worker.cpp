@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include "healthcheck/local_shortage.hpp"
 #include "proxy/log.hpp"
 #include "proxy/system_limits.hpp"
 #include "proxy/http_session.hpp"
@@ -176,7 +177,7 @@ net::awaitable<void> Worker::accept_loop(std::shared_ptr<Listener> listener_owne
                 .kv("address", listener.listen.to_string())
                 .kv("worker", static_cast<std::uint64_t>(index_))
                 .kv("error", error.message());
-            if (is_out_of_resources(error)) {
+            if (healthcheck::is_out_of_resources(error)) {
                 pause.expires_after(resource_backoff);
                 co_await pause.async_wait(use);
             }

@@ -37,7 +37,7 @@ inline constexpr std::array<CounterSpec<ServiceState>, 4> service_counters = {{
      [](const ServiceState& s) { return s.traffic.bytes.out(); }},
 }};
 
-inline constexpr std::array<CounterSpec<ServerState>, 5> server_counters = {{
+inline constexpr std::array<CounterSpec<ServerState>, 6> server_counters = {{
     {"connections_active", "castellan_real_server_connections_active", "gauge", "Open connections to the real server.",
      [](const ServerState& s) { return counters_detail::active(s.traffic); }},
     {"connections_total", "castellan_real_server_connections_total", "counter",
@@ -45,6 +45,10 @@ inline constexpr std::array<CounterSpec<ServerState>, 5> server_counters = {{
      [](const ServerState& s) { return counters_detail::total(s.traffic); }},
     {"connect_failures", "castellan_real_server_connect_failures_total", "counter", "Failed connects to the real server.",
      [](const ServerState& s) { return s.connect_failures.load(std::memory_order_relaxed); }},
+    {"local_connect_failures", "castellan_real_server_local_connect_failures_total", "counter",
+     "Connects to the real server that failed for want of something on castellan's host (a local port, a source "
+     "address, descriptors, memory); not counted in connect_failures nor against the server's health.",
+     [](const ServerState& s) { return s.local_connect_failures.load(std::memory_order_relaxed); }},
     {"bytes_in", "castellan_real_server_bytes_in_total", "counter",
      "Bytes from clients on the real server's connections.", [](const ServerState& s) { return s.traffic.bytes.in(); }},
     {"bytes_out", "castellan_real_server_bytes_out_total", "counter",

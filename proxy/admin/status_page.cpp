@@ -75,6 +75,20 @@ std::string bytes_text(const json& value) {
     return unit == 0 ? fmt::format("{} B", *count) : fmt::format("{:.1f} {}", bytes, units[unit]);
 }
 
+// A real server's connect failures; those that were castellan's own (no
+// local port, no descriptor) beside them when there are any, so that an
+// operator does not blame the server for them.
+std::string connect_failures_text(const json& server) {
+    std::string text = text_of(field(server, "connect_failures"));
+    const auto local = count_of(field(server, "local_connect_failures"));
+    if (local && *local > 0) {
+        text += fmt::format(" <span class=\"local\" title=\"connects that failed for want of a local port, source "
+                            "address or descriptor on this host (see the log), not the server's fault\">+ {} here</span>",
+                            *local);
+    }
+    return text;
+}
+
 std::string bytes_rate_text(double per_second) {
     const char* units[] = {"B/s", "KiB/s", "MiB/s", "GiB/s"};
     int unit = 0;
@@ -322,7 +336,7 @@ std::string service_html(const json& service, const std::string& window) {
             "<td class=\"check\">{10}</td>{11}</tr>\n",
             html_escape(server_name), text_of(field(server, "address")), html_escape(state),
             text_of(field(server, "weight")), text_of(field(server, "connections_active")),
-            text_of(field(server, "connections_total")), text_of(field(server, "connect_failures")),
+            text_of(field(server, "connections_total")), connect_failures_text(server),
             bytes_text(field(server, "bytes_in")), bytes_text(field(server, "bytes_out")),
             rate_cells(field(server, "rates")), health_text(server), action_buttons(name, server_name, state));
     }

@@ -543,6 +543,38 @@ TEST_CASE("errors: all of them are collected, not only the first", "[conf]") {
                    });
 }
 
+TEST_CASE("errors: source_addresses", "[conf]") {
+    const std::string at = vs + "/source_addresses";
+    const std::string expected = "expected an IP address such as \"192.0.2.10\" or \"2001:db8::10\", got ";
+    check_cases({
+        {"not an array", {{at, "127.0.0.2"}}, {at + ": expected an array of IP addresses, got \"127.0.0.2\""}},
+        {"a hostname", {{at, {"127.0.0.2", "lb1.contoso.local"}}}, {at + "/1: " + expected + "\"lb1.contoso.local\""}},
+        {"a number", {{at, {2130706434}}}, {at + "/0: " + expected + "2130706434"}},
+        {"with a port", {{at, {"127.0.0.2:0"}}}, {at + "/0: " + expected + "\"127.0.0.2:0\" (no port: castellan picks one)"}},
+        {"IPv6 in brackets", {{at, {"[2001:db8::1]"}}}, {at + "/0: " + expected + "\"[2001:db8::1]\" (without brackets)"}},
+        {"an IPv6 zone", {{at, {"fe80::1%eth0"}}}, {at + "/0: " + expected + "\"fe80::1%eth0\""}},
+        {"IPv4 wildcard", {{at, {"0.0.0.0"}}},
+         {at + "/0: \"0.0.0.0\" is the wildcard address, which means the kernel's choice: leave source_addresses "
+               "out for that"}},
+        {"IPv6 wildcard", {{at, {"::"}}},
+         {at + "/0: \"::\" is the wildcard address, which means the kernel's choice: leave source_addresses out for "
+               "that"}},
+        {"the same address twice", {{at, {"127.0.0.2", "127.0.0.3", "127.0.0.2"}}},
+         {at + "/2: \"127.0.0.2\" is already listed at " + at + "/0"}},
+        {"the same IPv6 address spelled twice", {{at, {"2001:db8::1", "127.0.0.2", "2001:DB8:0::1"}}},
+         {at + "/2: \"2001:DB8:0::1\" is already listed at " + at + "/0"}},
+        {"an IPv6 real server with only IPv4 source addresses",
+         {{at, {"127.0.0.2", "127.0.0.3"}}, {"/virtual_services/0/real_servers/1/address", "[2001:db8::35]:443"}},
+         {at + ": has no IPv6 address, which real server \"b\" ([2001:db8::35]:443) needs: a connection to a real "
+               "server comes from an address of its family"}},
+        {"an IPv4 real server with only IPv6 source addresses", {{at, {"2001:db8::10"}}},
+         {at + ": has no IPv4 address, which real server \"a\" (127.0.0.1:9001) needs: a connection to a real "
+               "server comes from an address of its family"}},
+        {"a misspelt key", {{vs + "/source_address", {"127.0.0.2"}}},
+         {vs + "/source_address: unknown key (did you mean \"source_addresses\"?)"}},
+    });
+}
+
 TEST_CASE("errors: parse_config never throws", "[conf]") {
     for (const char* text : {"", "null", "{", "[1,2", "{\"virtual_services\": [null, 1, \"x\", [], {}]}",
                              "{\"virtual_services\": [{\"real_servers\": [null, {\"address\": []}]}]}",

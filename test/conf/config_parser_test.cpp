@@ -389,6 +389,32 @@ TEST_CASE("config: real servers by hostname and by IPv6", "[conf]") {
     CHECK(servers[1].address.to_string() == "[fd00::34]:443");
 }
 
+TEST_CASE("config: source_addresses", "[conf]") {
+    SECTION("absent and [] are the kernel's choice") {
+        CHECK(valid({}).virtual_services[0].source_addresses.empty());
+        CHECK(valid({{"/virtual_services/0/source_addresses", Json::array()}}).virtual_services[0].source_addresses.empty());
+    }
+    SECTION("IPv4 and IPv6 literals, kept as written and in order") {
+        const Config config = valid({
+            {"/virtual_services/0/source_addresses", {"192.0.2.12", "192.0.2.11", "2001:DB8::10"}},
+            {"/virtual_services/0/real_servers/1/address", "[2001:db8::35]:443"},
+        });
+        CHECK(config.virtual_services[0].source_addresses ==
+              std::vector<std::string>{"192.0.2.12", "192.0.2.11", "2001:DB8::10"});
+    }
+    SECTION("a hostname real server is checked when it is resolved, not here") {
+        const Config config = valid({
+            {"/virtual_services/0/source_addresses", {"2001:db8::10"}},
+            {"/virtual_services/0/real_servers/0/address", "cas1.contoso.local:443"},
+            {"/virtual_services/0/real_servers/1/address", "[2001:db8::35]:443"},
+        });
+        CHECK(config.virtual_services[0].source_addresses.size() == 1);
+    }
+    SECTION("a change of source_addresses changes the service") {
+        CHECK_FALSE(valid({{"/virtual_services/0/source_addresses", {"127.0.0.2"}}}) == valid({}));
+    }
+}
+
 TEST_CASE("config: relative paths are made absolute against base_dir", "[conf]") {
     const std::vector<Edit> edits = {
         {"/admin", {{"listen", "127.0.0.1:9090"}, {"token_file", "secrets/admin.token"}}},

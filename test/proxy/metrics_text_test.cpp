@@ -20,7 +20,8 @@ const char* const status_document = R"({
         "connections_total": 9, "connect_failures": 0, "bytes_in": 1, "bytes_out": 2,
         "health": {"ok": true, "at": "2026-11-22T10:00:01Z", "latency_ms": 3, "detail": "connected"}},
        {"name": "cas2", "address": "192.168.0.35:135", "state": "draining", "weight": 1, "connections_active": 0,
-        "connections_total": 1, "connect_failures": 4, "bytes_in": 0, "bytes_out": 0, "health": null}]}]})";
+        "connections_total": 1, "connect_failures": 4, "local_connect_failures": 7, "bytes_in": 0, "bytes_out": 0,
+        "health": null}]}]})";
 
 bool has_line(const std::string& text, const std::string& line) {
     std::istringstream lines(text);
@@ -41,6 +42,10 @@ TEST_CASE("metrics: every counter of the status document, labelled by names", "[
     CHECK(has_line(text, R"(castellan_virtual_service_bytes_in_total{virtual_service="cas-rpc"} 2048)"));
     CHECK(has_line(text, R"(castellan_real_server_connect_failures_total{virtual_service="cas-rpc",real_server="cas2"} 4)"));
     CHECK(has_line(text, R"(castellan_real_server_bytes_out_total{virtual_service="cas-rpc",real_server="cas1"} 2)"));
+    // castellan's own failures (no local port...), apart from the server's.
+    CHECK(has_line(text, "# TYPE castellan_real_server_local_connect_failures_total counter"));
+    CHECK(has_line(text, R"(castellan_real_server_local_connect_failures_total{virtual_service="cas-rpc",real_server="cas2"} 7)"));
+    CHECK(has_line(text, R"(castellan_real_server_local_connect_failures_total{virtual_service="cas-rpc",real_server="cas1"} 0)"));
     CHECK(has_line(text, "# TYPE castellan_real_server_connections_total counter"));
     CHECK(has_line(text, "# TYPE castellan_real_server_connections_active gauge"));
 }

@@ -180,3 +180,36 @@ TEST_CASE("runtime: a missing token file is an error at its path", "[proxy][runt
     CHECK(errors[0].path == "/admin/token_file");
     CHECK(errors[0].message.find("/nonexistent/castellan.token") != std::string::npos);
 }
+
+TEST_CASE("runtime: source_addresses by family, and a hostname resolved to a family they have", "[proxy][runtime]") {
+    SECTION("parsed by family, in config order") {
+        auto runtime = build(R"({ "virtual_services": [ { "name": "rpc", "listen": "127.0.0.1:1135",
+            "source_addresses": ["127.0.0.3", "::1", "127.0.0.2"],
+            "real_servers": [ { "name": "cas1", "address": "localhost:1101" } ] } ] })");
+        const auto& sources = runtime->services.at(0)->source_addresses;
+        REQUIRE(sources.of_family(false).size() == 2);
+        CHECK(sources.of_family(false)[0].to_string() == "127.0.0.3");
+        CHECK(sources.of_family(false)[1].to_string() == "127.0.0.2");
+        REQUIRE(sources.of_family(true).size() == 1);
+        CHECK(sources.of_family(true)[0].to_string() == "::1");
+        // IPv4 is preferred for a name when there are IPv4 source addresses.
+        CHECK(server(*runtime, 0, 0).endpoint.address().is_v4());
+    }
+    SECTION("a name with no address of a family the source addresses have is an error at its path") {
+        auto config = parse(R"({ "virtual_services": [ { "name": "rpc", "listen": "127.0.0.1:1135",
+            "source_addresses": ["::1"],
+            "real_servers": [ { "name": "cas1", "address": "localhost:1101" } ] } ] })");
+        auto built = castellan::proxy::build_runtime(config, "/tmp/castellan.json");
+        if (auto* runtime = std::get_if<std::shared_ptr<const Runtime>>(&built)) {
+            // This host's localhost has an IPv6 address too: that one is taken.
+            CHECK(server(**runtime, 0, 0).endpoint.address().is_v6());
+        } else {
+            const auto& errors = std::get<std::vector<castellan::conf::ConfigError>>(built);
+            REQUIRE(errors.size() == 1);
+            CHECK(errors[0].path == "/virtual_services/0/real_servers/0/address");
+            CHECK(errors[0].message ==
+                  "\"localhost\" resolves to IPv4 only, and source_addresses has no address of that family (a "
+                  "connection to a real server comes from an address of its family)");
+        }
+    }
+}

@@ -33,7 +33,8 @@ nlohmann::json document(const nlohmann::json& cas1_rates = nullptr) {
             "connections_total": 9, "connect_failures": 0, "bytes_in": 1, "bytes_out": 2,
             "health": {"ok": true, "at": "2026-11-22T10:00:01Z", "latency_ms": 3, "detail": "connected"}},
            {"name": "cas<2>", "address": "192.168.0.35:135", "state": "down", "weight": 1, "connections_active": 0,
-            "connections_total": 1, "connect_failures": 4, "bytes_in": 0, "bytes_out": 0, "health": null,
+            "connections_total": 1, "connect_failures": 4, "local_connect_failures": 7, "bytes_in": 0, "bytes_out": 0,
+            "health": null,
             "detail": "down in cas-rpc-mailbox"}]}]})");
     if (!cas1_rates.is_null()) status["virtual_services"][0]["real_servers"][0]["rates"] = cas1_rates;
     return status;
@@ -53,6 +54,14 @@ TEST_CASE("status page: every service and server with its state, escaped", "[pro
     CHECK(has(page, "no check yet"));
     CHECK(has(page, "2.0 KiB"));
     CHECK(has(page, "1 of 2 up"));
+}
+
+TEST_CASE("status page: castellan's own connect failures beside the server's", "[proxy][status_page]") {
+    const std::string page = status_page_html(document());
+    CHECK(has(page, "<td>4 <span class=\"local\""));
+    CHECK(has(page, "+ 7 here</span></td>"));
+    // None for cas1: its cell is the bare count.
+    CHECK(has(page, "<td>0</td>"));
 }
 
 TEST_CASE("status page: uptime, start, config file and generation", "[proxy][status_page]") {
