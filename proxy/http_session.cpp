@@ -408,7 +408,10 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (from_client.bytes == 0 && from_client.buffer.size() == 0 && !live_session.closed_because) break;
             const auto status = status_for_head_error(head_error);
             std::uint64_t sent = 0;
-            if (status) sent = co_await answer_error(client_side, *status);
+            if (status) {
+                sent = co_await answer_error(client_side, *status);
+                service.state->http.count_response(static_cast<unsigned>(*status));
+            }
             const char* reason = live_session.closed_because ? live_session.closed_because
                                  : status                     ? "bad_request"
                                                               : "client_closed";
@@ -419,6 +422,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         const auto& head = request.get().base();
         if (auto refusal = http::check_request(head, request.chunked())) {
             const std::uint64_t sent = co_await answer_error(client_side, refusal->status);
+            service.state->http.count_response(static_cast<unsigned>(refusal->status));
             log_request(access_log, service, client_endpoint, server_name, head.method_string(), head.target(),
                         static_cast<unsigned>(refusal->status), from_client.consumed, sent, started, refusal->reason);
             break;
@@ -456,6 +460,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
                 upstream = co_await connect_upstream(service, key, failure, preferred);
                 if (!upstream) {
                     const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
+                    service.state->http.count_response(503);
                     log_request(access_log, service, client_endpoint, "-", head.method_string(), head.target(), 503,
                                 from_client.consumed, sent, started, failure);
                     no_server = true;

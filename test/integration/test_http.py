@@ -1169,6 +1169,10 @@ class HttpObservability(HttpTestBase):
 
         found = wait_for(lambda: (lambda c: c if c.get("2xx") == 3 and c.get("4xx") == 1 else None)(counts()), 3.0)
         self.assertTrue(found, f"metrics: {counts()}")
+        # castellan's own answers count too: a 400 for a request without Host.
+        self.exchange(b"GET /x HTTP/1.1\r\n\r\n")
+        found = wait_for(lambda: (lambda c: c if c.get("4xx") == 2 else None)(counts()), 3.0)
+        self.assertTrue(found, f"castellan's own 400 is not counted: {counts()}")
 
 
 class HttpWithNginx(HttpTestBase):
