@@ -130,6 +130,35 @@ class DcerpcCheckTest(HealthTest):
             self.assertEqual(server.malformed, [], "castellan's bind must be a well-formed DCE/RPC bind")
         self.assertTrue(all(b[:3] == EPM for b in servers["epm"].binds), servers["epm"].binds)
 
+    def test_impackets_rpc_server_serving_the_endpoint_mapper_is_up(self):
+        # A DCE/RPC server castellan's code did not shape: impacket's own.
+        if rpcrt is None:
+            self.skipTest("python3-impacket is not installed (scripts/setup.sh)")
+        server = rpcrt.DCERPCServer()
+        server.daemon = True
+        server.addCallbacks(("E1AF8308-5D1F-11C9-91A4-08002B14A0FA", "3.0"), "135", {})
+        server.start()
+        self.addCleanup(server._sock.close)  # its accept loop then ends
+        port = free_port()
+        self.start_with_admin([tcp_service("rpc-epm", port, [("cas1", server.getListenPort())],
+                                           health_check=check("dcerpc"))])
+        self.wait_checked("rpc-epm", "cas1")
+        status = self.server_status("rpc-epm", "cas1")
+        self.assertEqual(status["state"], "up", status)
+        self.assertEqual(status["health"]["detail"], "bind_ack")
+
+    def test_a_tcp_check_calls_a_wedged_rpc_service_up_where_dcerpc_does_not(self):
+        # Why the check exists: the port accepts connections, the service answers nothing.
+        wedged = self.serve(RpcEndpoint("silent"))
+        tcp_port, rpc_port = free_port(), free_port()
+        self.start_with_admin([
+            tcp_service("by-tcp", tcp_port, [("cas1", wedged.port)], health_check=check("tcp")),
+            tcp_service("by-dcerpc", rpc_port, [("cas1", wedged.port)], health_check=check("dcerpc")),
+        ])
+        self.wait_state("by-dcerpc", "cas1", "down", limit=3.0)
+        self.assertEqual(self.server_status("by-tcp", "cas1")["state"], "up")
+        self.assertTrue(self.server_status("by-tcp", "cas1")["health"]["ok"])
+
     def test_the_mailbox_interface_on_an_exchange_rpc_port(self):
         mailbox = self.serve(RpcEndpoint("serve", interface=MAILBOX))
         port, other = free_port(), free_port()
