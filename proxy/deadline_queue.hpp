@@ -14,9 +14,9 @@
 //   away from the queue's time is recorded at that time + the largest power
 //   of two not above r. That is never later than the deadline and at least
 //   half-way to it; the owner then looks again and files it anew, nearer. At
-//   most about log2(r / 1 ms) looks for a deadline that stays put (a busy
-//   connection's moves on in the meantime, and it is looked at about once
-//   every 0.6 x idle_s).
+//   most about log2(r / 1 ms) looks for a deadline that stays put; a busy
+//   connection's idle deadline moves on meanwhile, so it is looked at once
+//   every half to whole idle_s.
 // - a deadline less than 2^20 ns away (or already past) is due at once.
 // Lazy: the owner files again only when an entry's deadline gets *earlier*
 // than the one recorded. One that moves later (a byte pushed an idle deadline)
@@ -54,8 +54,8 @@ public:
 
     bool filed() const { return next != nullptr; }
     // When its queue hands it back: at or before the deadline it was filed
-    // for (or up to 1 ms after it, for one filed less than 1 ms before it).
-    // Meaningless unless filed().
+    // for, or at the queue's time for one already past. Meaningless unless
+    // filed().
     time_point due() const { return due_; }
 
 private:
