@@ -82,7 +82,8 @@ int Balancer::run() {
     if (const auto& admin = runtime_->config.admin) {
         admin_ = std::make_unique<admin::AdminServer>(
             control_, [this] { return std::make_pair(runtime_, config_status_); },
-            [this](std::function<void(const admin::AdminServer::ReloadOutcome&)> done) { reload(std::move(done)); });
+            [this](std::function<void(const admin::AdminServer::ReloadOutcome&)> done) { reload(std::move(done)); },
+            [this](const RealServerRuntime& server) { on_admin_state_change(server); });
         std::string error;
         if (!admin_->listen(admin->listen, error)) {
             log::Line(log::Level::error, "listen_failed").kv("vs", "admin").kv("address", admin->listen.to_string()).kv("error", error);
@@ -260,6 +261,17 @@ void Balancer::on_check_not_run(const healthcheck::CheckTarget& target, const he
         .kv("counted", "no");
     if (ports) line.kv("remedy", "add source_addresses or widen net.ipv4.ip_local_port_range");
     line.kv("suppressed", *suppressed);
+}
+
+void Balancer::on_admin_state_change(const RealServerRuntime& server) {
+    // drain_timeout_s: a worker times a session's drain only once told that its
+    // server drains (a session connected later reads the state itself). Every
+    // generation's sessions share the server's lasting state, which `state`
+    // keeps valid while the workers look.
+    if (server.state->admin.state() != AdminState::draining) return;
+    for (auto& worker : workers_) {
+        net::post(worker->io(), [worker = worker.get(), state = server.state] { worker->sessions().drain_started(*state); });
+    }
 }
 
 void Balancer::log_service_availability() {

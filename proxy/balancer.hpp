@@ -58,6 +58,7 @@ private:
     void begin_graceful_stop(int signal_number);
     void on_health_change(const healthcheck::CheckTarget& target, const healthcheck::HealthChange& change);
     void on_check_not_run(const healthcheck::CheckTarget& target, const healthcheck::CheckResult& result);
+    void on_admin_state_change(const RealServerRuntime& server);
     void log_service_availability();
 
     // Reload steps, in order: a build on its own thread (file, DNS), then on the

@@ -348,24 +348,25 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     service_traffic.total.fetch_add(1, std::memory_order_relaxed);
     const auto key = client_key_of(client_endpoint);
 
-    LiveSession live_session{&service, nullptr, &client, nullptr};
+    LiveSession live_session(&service, &client);
     RegisteredSession registered(environment.registry, live_session);
+    SessionRegistry& registry = environment.registry;
 
     tls::SslPtr client_tls;  // declared after `client`: freed before it
     if (service.server_tls) {
-        live_session.phase_deadline =
-            std::chrono::steady_clock::now() + std::chrono::milliseconds(service.config.timeouts.handshake_ms);
-        live_session.phase_timeout = "handshake_timeout";
+        registry.begin_phase(live_session, std::chrono::steady_clock::now(),
+                             std::chrono::milliseconds(service.config.timeouts.handshake_ms), "handshake_timeout");
         client_tls = co_await accept_tls(client, client_endpoint, service, live_session, conf::AccessLog::off);
         if (!client_tls) co_return;
-        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
+        registry.end_phase(live_session);
     }
 
     // Idle between requests and while bodies stream: one deadline pushed by
-    // bytes either way (the sweep reads `activity`).
+    // bytes either way (the registry reads `activity` when its deadline comes).
     Activity activity;
     live_session.activity = &activity;
     live_session.idle = std::chrono::seconds(service.config.timeouts.idle_s);
+    registry.reschedule(live_session);
 
     auto& service_bytes = service_traffic.bytes.slot(environment.worker);
     const StreamSide client_side{&client, client_tls.get()};
@@ -383,8 +384,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         // a kept-alive connection idles under idle_s.
         const auto header_time = std::chrono::milliseconds(service.config.timeouts.client_header_ms);
         if (first_request) {
-            live_session.phase_deadline = std::chrono::steady_clock::now() + header_time;
-            live_session.phase_timeout = "client_header_timeout";
+            registry.begin_phase(live_session, std::chrono::steady_clock::now(), header_time, "client_header_timeout");
         } else if (from_client.buffer.size() == 0 && !(client_tls && SSL_has_pending(client_tls.get()))) {
             auto [wait_error] = co_await client.async_wait(tcp::socket::wait_read, use);
             if (wait_error) break;
@@ -392,8 +392,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         first_request = false;
         const auto started = std::chrono::steady_clock::now();
         if (live_session.phase_deadline == std::chrono::steady_clock::time_point::max()) {
-            live_session.phase_deadline = started + header_time;
-            live_session.phase_timeout = "client_header_timeout";
+            registry.begin_phase(live_session, started, header_time, "client_header_timeout");
         }
         from_client.bytes = 0;
         from_client.consumed = 0;
@@ -401,7 +400,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         request.header_limit(static_cast<std::uint32_t>(service.config.http.max_header_bytes));
         request.body_limit(boost::none);
         const boost::system::error_code head_error = co_await read_head(from_client, request);
-        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
+        registry.end_phase(live_session);
         const std::string_view server_name = upstream ? std::string_view(upstream->server->config.name) : "-";
         if (head_error) {
             // Closed between requests (or, first, connected and closed): no request.
@@ -474,6 +473,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
                                     ByteSink{&service_bytes.out, &server_bytes.out}, &activity);
                 live_session.server = &server;
                 live_session.backend = &upstream->socket;
+                registry.reschedule(live_session);  // a server draining since the choice
             }
             const StreamSide server_side = from_server->side;
             server_now = upstream->server->config.name;
@@ -538,6 +538,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             live_session.activity = &transfer.activity();
             co_await transfer.async_run(net::as_tuple(net::use_awaitable));
             live_session.activity = &activity;
+            registry.reschedule(live_session);  // an older `last` than the transfer's
             break;
         }
         // A response that ended before its request body (upload_done false):

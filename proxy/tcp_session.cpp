@@ -103,10 +103,10 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     boost::system::error_code ignored;
     const auto key = client_key_of(client_endpoint);
 
-    // Registered from accept: the worker's sweep enforces the deadline of each
-    // phase (the handshake now, idle once the bytes flow) and can close the
-    // session from outside at any time.
-    LiveSession live_session{&service, nullptr, &client, nullptr};
+    // Registered from accept: the worker enforces the deadline of each phase
+    // (the handshake now, idle once the bytes flow) and can close the session
+    // from outside at any time.
+    LiveSession live_session(&service, &client);
     RegisteredSession registered(environment.registry, live_session);
 
     // TLS. Passthrough: the ClientHello is read first, for the name it asks
@@ -119,8 +119,9 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     tls::SslPtr client_tls;  // declared after `client`: freed before it
     const bool passthrough = service.config.tls && service.config.tls->mode == conf::TlsMode::passthrough;
     if (passthrough || service.server_tls) {
-        live_session.phase_deadline = started + std::chrono::milliseconds(service.config.timeouts.handshake_ms);
-        live_session.phase_timeout = "handshake_timeout";
+        environment.registry.begin_phase(live_session, started,
+                                         std::chrono::milliseconds(service.config.timeouts.handshake_ms),
+                                         "handshake_timeout");
         if (passthrough) {
             hello = co_await read_passthrough_hello(client, client_endpoint, service, live_session, access_log);
             if (!hello) co_return;
@@ -128,7 +129,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
             client_tls = co_await accept_tls(client, client_endpoint, service, live_session, access_log);
             if (!client_tls) co_return;
         }
-        live_session.phase_deadline = std::chrono::steady_clock::time_point::max();
+        environment.registry.end_phase(live_session);
     }
 
     const char* failure = nullptr;
@@ -167,11 +168,13 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     Transfer transfer(StreamSide{&client, client_tls.get()}, StreamSide{&backend, upstream->tls.get()},
                       environment.pump_tools, ByteSink{&service_bytes.in, &server_bytes.in},
                       ByteSink{&service_bytes.out, &server_bytes.out});
-    // From here the worker's sweep closes the session once nothing moved for idle_s.
+    // From here the worker closes the session once nothing moved for idle_s
+    // (or its server drained past drain_timeout_s).
     live_session.server = &server;
     live_session.backend = &backend;
     live_session.activity = &transfer.activity();
     live_session.idle = std::chrono::seconds(service.config.timeouts.idle_s);
+    environment.registry.reschedule(live_session);
     co_await transfer.async_run(net::as_tuple(net::use_awaitable));
     const PumpEnd& upload_end = transfer.upload_end();
     const PumpEnd& download_end = transfer.download_end();

@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 
@@ -29,9 +30,10 @@ constexpr std::size_t scratch_bytes = 64 * 1024;
 // How long an acceptor rests after running out of descriptors or memory. Retrying
 // at once would spin a core on an error that only a closing connection can clear.
 constexpr auto resource_backoff = std::chrono::milliseconds(100);
-// How often sessions past idle_s or drain_timeout_s are looked for: one is closed
-// at most this long after its time.
-constexpr auto expiry_sweep_interval = std::chrono::milliseconds(500);
+// Deadlines due this close together are handled in one wake-up: a session is
+// closed at most this long after its time (plus the loop's own delay), and a
+// worker whose sessions are busy wakes at most 100 times a second for them.
+constexpr auto deadline_slack = std::chrono::milliseconds(10);
 // How often a service at max_connections looks for a free slot.
 constexpr auto slot_poll = std::chrono::milliseconds(10);
 
@@ -109,16 +111,30 @@ void Worker::apply(Update update, std::function<void()> done) {
 }
 
 void Worker::start() {
-    net::co_spawn(io_, sweep_expired_sessions(), net::detached);
+    net::co_spawn(io_, enforce_deadlines(), net::detached);
     thread_ = std::thread([this] { io_.run(); });
 }
 
-net::awaitable<void> Worker::sweep_expired_sessions() {
-    net::steady_timer tick(io_);
+net::awaitable<void> Worker::enforce_deadlines() {
+    net::steady_timer timer(io_);
+    // The registry brings the timer forward when a session is filed due before
+    // it (cancel: the wait below ends early). Unhooked when this frame is
+    // destroyed (with the loop), so that nothing reaches a timer that is gone.
+    sessions_.on_earlier_due([&timer] { timer.cancel(); });
+    struct Unhook {
+        SessionRegistry& sessions;
+        ~Unhook() { sessions.on_earlier_due(nullptr); }
+    } unhook{sessions_};
     for (;;) {
-        tick.expires_after(expiry_sweep_interval);
-        auto [error] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
-        if (error) co_return;
+        const auto due = sessions_.next_due();
+        sessions_.set_wake_time(due);
+        if (due == std::chrono::steady_clock::time_point::max()) {
+            timer.expires_at(due);  // nothing timed: wait to be woken
+        } else {
+            timer.expires_at(std::max(due, std::chrono::steady_clock::now() + deadline_slack));
+        }
+        // Ends on time, or cancelled by the registry for an earlier deadline.
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
         sessions_.close_expired(std::chrono::steady_clock::now());
     }
 }

@@ -69,9 +69,10 @@ private:
     };
     void start_listener(int own_fd, const conf::HostPort& listen);
     boost::asio::awaitable<void> accept_loop(std::shared_ptr<Listener> listener);
-    // Closes idle sessions, and those of servers drained too long
-    // (SessionRegistry::close_expired), a few times a second.
-    boost::asio::awaitable<void> sweep_expired_sessions();
+    // Closes the sessions whose phase, idle or drain deadline has passed
+    // (SessionRegistry::close_expired), waking when the earliest is due: no
+    // work for sessions whose time has not come.
+    boost::asio::awaitable<void> enforce_deadlines();
 
     // Order matters: io_ is destroyed before the members declared above it, and
     // its destruction destroys the suspended sessions, which still use them.

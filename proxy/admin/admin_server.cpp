@@ -99,17 +99,19 @@ constexpr auto history_step = std::chrono::seconds(5);
 constexpr std::size_t history_points = 120;
 
 struct AdminServer::State {
-    State(net::io_context& io_in, SnapshotSource current_in, ReloadRequest reload_in)
+    State(net::io_context& io_in, SnapshotSource current_in, ReloadRequest reload_in, StateChanged state_changed_in)
         : io(io_in),
           acceptor(io_in),
           current(std::move(current_in)),
           reload(std::move(reload_in)),
+          state_changed(std::move(state_changed_in)),
           history(history_step, history_points),
           sample_timer(io_in) {}
     net::io_context& io;
     tcp::acceptor acceptor;
     SnapshotSource current;
     ReloadRequest reload;
+    StateChanged state_changed;
     TrafficHistory history;  // control thread only
     net::steady_timer sample_timer;
     bool closed = false;
@@ -248,6 +250,7 @@ struct AdminServer::State {
         auto& server = *service->servers[*index];
         const auto now = std::chrono::steady_clock::now();
         server.set_admin_state(wanted, now);
+        if (state_changed) state_changed(server);
         const auto shown = server.shown_state(now);
         log::Line(log::Level::info, "admin_state")
             .kv("vs", service_name)
@@ -326,8 +329,8 @@ net::awaitable<void> accept_clients(std::shared_ptr<AdminServer::State> state) {
 
 }  // namespace
 
-AdminServer::AdminServer(net::io_context& io, SnapshotSource current, ReloadRequest reload)
-    : state_(std::make_shared<State>(io, std::move(current), std::move(reload))) {}
+AdminServer::AdminServer(net::io_context& io, SnapshotSource current, ReloadRequest reload, StateChanged state_changed)
+    : state_(std::make_shared<State>(io, std::move(current), std::move(reload), std::move(state_changed))) {}
 
 AdminServer::~AdminServer() { close(); }
 

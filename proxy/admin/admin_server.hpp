@@ -37,7 +37,11 @@ public:
     // control thread (possibly before returning).
     using ReloadRequest = std::function<void(std::function<void(const ReloadOutcome&)>)>;
 
-    AdminServer(boost::asio::io_context& io, SnapshotSource current, ReloadRequest reload);
+    // Told, on the control thread, of a real server whose admin state the API
+    // just set (a drain makes the workers time its connections).
+    using StateChanged = std::function<void(const RealServerRuntime&)>;
+
+    AdminServer(boost::asio::io_context& io, SnapshotSource current, ReloadRequest reload, StateChanged state_changed);
     ~AdminServer();
 
     // Binds `address`; false with `error` set when it cannot.

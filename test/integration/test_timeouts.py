@@ -1,5 +1,6 @@
 """timeouts.idle_s: one deadline per connection, pushed forward by bytes either way."""
 
+import selectors
 import socket
 import time
 import unittest
@@ -46,6 +47,40 @@ class IdleTimeoutTest(IntegrationTest):
         self.assert_closes_within(sock, 0.7, 3.5)
         # The real server's side is closed too.
         self.assertTrue(wait_for(lambda: server.active == 0, 3.0), "the server connection stayed open")
+
+    def test_idle_connections_are_closed_on_time_wherever_their_last_byte_falls(self):
+        # The worker wakes for each deadline (within about 10 ms): a connection
+        # does not outlive idle_s by the up to 500 ms a periodic sweep gave it.
+        # Eight connections whose last bytes are 70 ms apart span more than one
+        # such sweep interval, so some would have been late by over 250 ms.
+        server = self.serve(NamedServer("cas1"))
+        port = self.start_proxy(server)
+        last_byte = {}
+        for _ in range(8):
+            sock = self.client(port)
+            self.assertEqual(read_name(sock), "cas1")
+            last_byte[sock] = time.monotonic()
+            time.sleep(0.07)
+        closed_at = {}
+        with selectors.DefaultSelector() as selector:
+            for sock in last_byte:
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+            deadline = time.monotonic() + IDLE_S + 5
+            while len(closed_at) < len(last_byte) and time.monotonic() < deadline:
+                for key, _ in selector.select(timeout=0.5):
+                    now = time.monotonic()
+                    try:
+                        data = key.fileobj.recv(64)
+                    except (ConnectionResetError, BlockingIOError):
+                        data = b""
+                    self.assertEqual(data, b"", "bytes after the name")
+                    closed_at[key.fileobj] = now
+                    selector.unregister(key.fileobj)
+        self.assertEqual(len(closed_at), len(last_byte), "still open 5 s after idle_s" + self.log_tail())
+        late = sorted(closed_at[sock] - last_byte[sock] - IDLE_S for sock in last_byte)
+        self.assertGreater(late[0], -0.05, f"closed before idle_s: {late}")
+        self.assertLess(late[-1], 0.25, f"closed late (seconds after idle_s): {late}" + self.log_tail())
 
     def test_traffic_both_ways_keeps_it_open(self):
         server = self.serve(NamedServer("cas1"))
