@@ -2,7 +2,8 @@
 # Fuzzes, with libFuzzer, what castellan parses straight from untrusted clients:
 # the TLS ClientHello parser (tls/client_hello.cpp), the persistence cookie's
 # codec (persistence/cookie_codec.cpp), and the HTTP request head checks and
-# rewriting with the chunked decoder (proxy/http_head.cpp, chunked_decoder.cpp).
+# rewriting with the chunked decoder (proxy/http_head.cpp, chunked_decoder.cpp),
+# and the dcerpc health check's reply scan (healthcheck/dcerpc_bind.cpp).
 #
 #   scripts/fuzz.sh [--skip-if-missing] [SECONDS]
 #
@@ -103,4 +104,6 @@ fuzz_target cookie 1024 "" persistence/cookie_codec.cpp fuzz/cookie_fuzz.cpp
 # request passes through them.
 fuzz_target http_message 8192 fuzz/http_message.dict proxy/http_head.cpp proxy/chunked_decoder.cpp \
     fuzz/http_message_fuzz.cpp -lfmt
+# The dcerpc health check's reply scan: whatever a real server's RPC port answers.
+fuzz_target dcerpc_reply 8192 "" healthcheck/dcerpc_bind.cpp fuzz/dcerpc_reply_fuzz.cpp
 exit $failed
