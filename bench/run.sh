@@ -62,14 +62,16 @@
 # same ECDSA P-256 certificate and suite, TLS_SUITE, as the tls case):
 #   - keep-alive requests per second for the small file (HTTP_CONCURRENCY
 #     connections), the median and p99 time of one request (wrk's histogram:
-#     a closed loop, so at saturation it is mostly queueing: compare it at
-#     equal rates, or read it with the rate), the proxy's CPU time per
-#     request and the requests per second of proxy CPU (its inverse: the
-#     figure to compare when the load CPU, with wrk and the origin on it,
-#     saturates before the proxy does);
+#     a closed loop, so at saturation it is mostly queueing: read it with the
+#     rate), the proxy's CPU time per request and the requests per second of
+#     proxy CPU (its inverse: the figure to compare when the load CPU, with
+#     wrk and the origin on it, saturates before the proxy does; a proxy that
+#     is not saturated handles fewer events per wake-up and pays a little
+#     more per request, so this favours the busier one slightly);
 #   - one connection per request (the request says Connection: close): rate
-#     and CPU per request; over TLS each connection does a handshake (wrk
-#     offers the session of its slot's last connection, so most resume);
+#     and CPU per request; over TLS each connection does a TLS 1.3 handshake,
+#     resumed: wrk offers each slot's last session (HAProxy's counters showed
+#     100% reuse);
 #   - 1 MiB responses over HTTP_BIG_CONCURRENCY keep-alive connections: MiB/s
 #     and the proxy's CPU time per MiB.
 # Fair by construction: the same threads for all three (castellan threads,
@@ -89,8 +91,12 @@
 # on, its default buffers; what does not fit goes to a temporary file). Every
 # keep-alive limit (nginx keepalive_requests, timeouts) is raised above what
 # a run needs. Each figure runs in the same alternating rounds; the table has
-# the ratios castellan/HAProxy and castellan/nginx. About 6 minutes with the
-# defaults (18 wrk runs of HTTP_SECS per round), 1.5 with --quick.
+# the ratios castellan/HAProxy and castellan/nginx. Each run also notes how
+# long the proxy's busiest thread waited for its CPU (/proc schedstat): alone
+# on its CPU it hardly waits, so a run where it waited over HTTP_WAIT_LIMIT
+# per cent had company there (a build, another session's tests) and is named
+# in the summary's http_waits line. About 5.5 minutes with the defaults (18
+# wrk runs of HTTP_SECS per round), 1.2 with --quick.
 #
 # The reload case (bench/reload_bench.py) then measures castellan alone on a
 # config of 100 tcp virtual services x 10 real servers: the time from SIGHUP to
@@ -120,7 +126,7 @@
 #   openssl); `bench/run.sh capacity` the capacity case alone (HAProxy, ss).
 #   --quick: 1 round, short runs (IPERF_SECS 2, RATE_SECS 2, IDLE_CONNS 500,
 #   TLS_BYTES 256 MiB; capacity: CAPACITY_STEPS 1000,4000, CAPACITY_IDLE_S 3):
-#   about a minute and a half for the default cases.
+#   under three minutes for the default cases (the http case about 1.2).
 #
 # Environment (defaults in brackets):
 #   CASTELLAN_BIN  the binary to measure [build/castellan]
@@ -144,6 +150,9 @@
 #   HTTP_CONCURRENCY [CONCURRENCY]  wrk connections for the small responses
 #   HTTP_BIG_CONCURRENCY [4]  wrk connections for the 1 MiB responses
 #   HTTP_SMALL_BYTES [128]  the body of the small response
+#   HTTP_WAIT_LIMIT [5]  a run in which a proxy thread waited more than this
+#                  % of the time for its CPU is named in the summary's
+#                  http_waits line as suspect (something else ran there)
 #   CASES          the cases to run when none is named ["proxies tls http reload"]
 #   CAPACITY_STEPS [1000,4000,8000]  the N of the capacity case, increasing
 #   CAPACITY_IDLE_S [10]  its idle CPU window   CAPACITY_PROBE_S [2]  its probe
@@ -207,6 +216,7 @@ http_secs=${HTTP_SECS:-$rate_secs}
 http_concurrency=${HTTP_CONCURRENCY:-$concurrency}
 http_big_concurrency=${HTTP_BIG_CONCURRENCY:-4}
 http_small_bytes=${HTTP_SMALL_BYTES:-128}
+http_wait_limit=${HTTP_WAIT_LIMIT:-5}
 read -r -a http_targets <<<"${HTTP_TARGETS:-castellan haproxy nginx}"
 read -r -a targets <<<"${TARGETS:-castellan haproxy direct}"
 
@@ -1281,6 +1291,30 @@ EOF_CONFIG
     wait_listening "nginx (proxy)" "$!" "$work/nginx-proxy.log" "${front_http[nginx]}" "${front_https[nginx]}"
 }
 
+# One line per thread of PID and of its children (nginx's master and its
+# workers): its id and the nanoseconds it has waited on a run queue for a CPU
+# (/proc/.../schedstat). A proxy alone on its CPU hardly waits: what one of
+# its threads waited during a run is the time something else (another
+# process, a build, the tests of another session) took from it.
+run_queue_waits() {
+    local pid task
+    for pid in "$1" $(pgrep -P "$1"); do
+        for task in /proc/"$pid"/task/*; do
+            if [[ -r $task/schedstat ]]; then
+                printf '%s %s\n' "${task##*/}" "$(cut -d' ' -f2 "$task/schedstat")"
+            fi
+        done
+    done 2>/dev/null
+}
+
+# The most any one thread waited between two run_queue_waits lists BEFORE and
+# AFTER, as a per cent of SECONDS.
+most_waited() {
+    awk -v s="$3" 'NR == FNR { before[$1] = $2; next }
+        ($1 in before) { w = ($2 - before[$1]) / 1e7 / s; if (w > most) most = w }
+        END { printf "%.0f", most }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
 # CPU time of PID and its children (nginx's master and its workers), in clock
 # ticks.
 cpu_ticks_tree() {
@@ -1328,7 +1362,7 @@ http_smoke_check() {
 http_run() {
     local target=$1 scheme=$2 figure=$3 round=$4 name=${2}_${3} port path=/small
     local connections=$http_concurrency pid=${http_pid[$1]:-} line result cpu_before=0 cpu_after=0 ticks
-    local requests bytes duration errors seconds summary
+    local requests bytes duration errors seconds summary waits_before="" waits_after="" waited
     local -a header=()
     port=${front_http[$target]}
     [[ $scheme == https ]] && port=${front_https[$target]}
@@ -1337,10 +1371,16 @@ http_run() {
         path=/1m
         connections=$http_big_concurrency
     fi
-    [[ -n $pid ]] && cpu_before=$(cpu_ticks_tree "$pid")
+    if [[ -n $pid ]]; then
+        waits_before=$(run_queue_waits "$pid")
+        cpu_before=$(cpu_ticks_tree "$pid")
+    fi
     line=$(timeout $((http_secs + 30)) "${pin_load[@]}" wrk -t1 -c "$connections" -d "${http_secs}s" --timeout 10s \
         -s "$root/bench/wrk_report.lua" "${header[@]}" "$scheme://127.0.0.1:$port$path" 2>&1) || true
-    [[ -n $pid ]] && cpu_after=$(cpu_ticks_tree "$pid")
+    if [[ -n $pid ]]; then
+        cpu_after=$(cpu_ticks_tree "$pid")
+        waits_after=$(run_queue_waits "$pid")
+    fi
     ticks=$((cpu_after - cpu_before))
     result=$(grep -m1 '^wrk ' <<<"$line" || true)
     requests=$(field requests "$result")
@@ -1381,6 +1421,16 @@ http_run() {
             'BEGIN { printf "%.0f", t * 100 / hz / s }')"
         summary+=", proxy CPU $(awk -v t="$ticks" -v hz="$clock_ticks" -v s="$seconds" \
             'BEGIN { printf "%.0f", t * 100 / hz / s }') %"
+        # Over a few per cent, something else ran on the proxy CPU during the
+        # run and its figures are suspect.
+        waited=$(most_waited "$waits_before" "$waits_after" "$seconds")
+        record "${name}_wait" "$target" "$round" "$waited"
+        summary+=", waited $waited %"
+        http_runs=$((http_runs + 1))
+        if [[ $waited -gt $http_wait_limit ]]; then
+            http_disturbed+=("$target $name round $round: ${waited}%")
+            say "run.sh: warning: $target $name: the proxy waited ${waited}% of the run for its CPU (something else ran there)"
+        fi
     fi
     say "[$step/$total_steps] round $round: $target $name: $summary, errors ${errors:-?}"
     [[ ${errors:-1} == 0 ]] || say "run.sh: warning: $target $name: $result"
@@ -1420,6 +1470,8 @@ run_http_case() {
 
     total_steps=$((rounds * 6 * ${#http_targets[@]}))
     step=0
+    http_runs=0
+    http_disturbed=()
     for ((round = 1; round <= rounds; round++)); do
         # Rotate the order each round so that no target always runs first or last.
         order=()
@@ -1441,6 +1493,12 @@ run_http_case() {
         done
     done
 
+    if [[ ${#http_disturbed[@]} -eq 0 ]]; then
+        meta http_waits "in none of the $http_runs runs did the proxy wait over $http_wait_limit% of the run for its CPU"
+    else
+        meta http_waits "in ${#http_disturbed[@]} of $http_runs runs the proxy waited over $http_wait_limit% of the run for its CPU (something else ran there; rerun on a quiet machine): $(
+            IFS=';'; echo "${http_disturbed[*]}")"
+    fi
     for target in "${!http_pid[@]}"; do
         if ! kill -0 "${http_pid[$target]}" 2>/dev/null; then
             say "run.sh: $target (http) died during the run; its log:"
