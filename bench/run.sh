@@ -95,7 +95,11 @@
 # long the proxy's busiest thread waited for its CPU (/proc schedstat): alone
 # on its CPU it hardly waits, so a run where it waited over HTTP_WAIT_LIMIT
 # per cent had company there (a build, another session's tests) and is named
-# in the summary's http_waits line. About 5.5 minutes with the defaults (18
+# in the summary's http_waits line; and a fixed loop is timed on the proxy CPU
+# before and after each run, since the hypervisor may give this machine's
+# CPUs less than a whole core at times, which no process here can see: runs
+# whose probe took over HTTP_SLOW_LIMIT per cent longer than the fastest are
+# named in the http_cpu_speed line. About 5.5 minutes with the defaults (18
 # wrk runs of HTTP_SECS per round), 1.2 with --quick.
 #
 # The reload case (bench/reload_bench.py) then measures castellan alone on a
@@ -153,6 +157,10 @@
 #   HTTP_WAIT_LIMIT [5]  a run in which a proxy thread waited more than this
 #                  % of the time for its CPU is named in the summary's
 #                  http_waits line as suspect (something else ran there)
+#   HTTP_SLOW_LIMIT [15]  a run whose CPU probe (a fixed loop timed on the
+#                  proxy CPU just before and after it) took more than this %
+#                  longer than the case's fastest is named in the summary's
+#                  http_cpu_speed line (the hypervisor gave the CPU less)
 #   CASES          the cases to run when none is named ["proxies tls http reload"]
 #   CAPACITY_STEPS [1000,4000,8000]  the N of the capacity case, increasing
 #   CAPACITY_IDLE_S [10]  its idle CPU window   CAPACITY_PROBE_S [2]  its probe
@@ -217,6 +225,7 @@ http_concurrency=${HTTP_CONCURRENCY:-$concurrency}
 http_big_concurrency=${HTTP_BIG_CONCURRENCY:-4}
 http_small_bytes=${HTTP_SMALL_BYTES:-128}
 http_wait_limit=${HTTP_WAIT_LIMIT:-5}
+http_slow_limit=${HTTP_SLOW_LIMIT:-15}
 read -r -a http_targets <<<"${HTTP_TARGETS:-castellan haproxy nginx}"
 read -r -a targets <<<"${TARGETS:-castellan haproxy direct}"
 
@@ -368,7 +377,8 @@ if [[ $run_http -eq 1 ]]; then
     for target in "${http_targets[@]}"; do
         [[ $target == castellan ]] && wants_castellan=1
     done
-    for number in "$http_secs" "$http_concurrency" "$http_big_concurrency" "$http_small_bytes"; do
+    for number in "$http_secs" "$http_concurrency" "$http_big_concurrency" "$http_small_bytes" \
+        "$http_wait_limit" "$http_slow_limit"; do
         [[ $number =~ ^[1-9][0-9]*$ ]] || die "the HTTP_ settings must be positive integers (got '$number')"
     done
 else
@@ -1307,6 +1317,18 @@ run_queue_waits() {
     done 2>/dev/null
 }
 
+# Times a fixed loop on the proxy CPU, in milliseconds. The hypervisor may give
+# this machine's CPUs less than a whole core at times (another guest on its
+# host), which nothing in here sees: a run whose probes took much longer than
+# the case's fastest probe ran on a slower CPU.
+cpu_probe_ms() {
+    local start end
+    start=$(date +%s%N)
+    "${pin_proxy[@]}" awk 'BEGIN { for (i = 0; i < 3000000; i++) s += i }'
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+}
+
 # The most any one thread waited between two run_queue_waits lists BEFORE and
 # AFTER, as a per cent of SECONDS.
 most_waited() {
@@ -1363,6 +1385,7 @@ http_run() {
     local target=$1 scheme=$2 figure=$3 round=$4 name=${2}_${3} port path=/small
     local connections=$http_concurrency pid=${http_pid[$1]:-} line result cpu_before=0 cpu_after=0 ticks
     local requests bytes duration errors seconds summary waits_before="" waits_after="" waited
+    local probe_before probe_after
     local -a header=()
     port=${front_http[$target]}
     [[ $scheme == https ]] && port=${front_https[$target]}
@@ -1371,6 +1394,7 @@ http_run() {
         path=/1m
         connections=$http_big_concurrency
     fi
+    probe_before=$(cpu_probe_ms)
     if [[ -n $pid ]]; then
         waits_before=$(run_queue_waits "$pid")
         cpu_before=$(cpu_ticks_tree "$pid")
@@ -1381,7 +1405,11 @@ http_run() {
         cpu_after=$(cpu_ticks_tree "$pid")
         waits_after=$(run_queue_waits "$pid")
     fi
+    probe_after=$(cpu_probe_ms)
     ticks=$((cpu_after - cpu_before))
+    http_probe_runs+=("$target $name round $round")
+    http_probe_ms+=($((probe_before > probe_after ? probe_before : probe_after)))
+    record "${name}_probe" "$target" "$round" "${http_probe_ms[-1]}"
     result=$(grep -m1 '^wrk ' <<<"$line" || true)
     requests=$(field requests "$result")
     bytes=$(field bytes "$result")
@@ -1472,6 +1500,8 @@ run_http_case() {
     step=0
     http_runs=0
     http_disturbed=()
+    http_probe_runs=()
+    http_probe_ms=()
     for ((round = 1; round <= rounds; round++)); do
         # Rotate the order each round so that no target always runs first or last.
         order=()
@@ -1498,6 +1528,19 @@ run_http_case() {
     else
         meta http_waits "in ${#http_disturbed[@]} of $http_runs runs the proxy waited over $http_wait_limit% of the run for its CPU (something else ran there; rerun on a quiet machine): $(
             IFS=';'; echo "${http_disturbed[*]}")"
+    fi
+    local fastest slow_runs=() i
+    fastest=$(printf '%s\n' "${http_probe_ms[@]}" | sort -n | head -n 1)
+    for ((i = 0; i < ${#http_probe_ms[@]}; i++)); do
+        if [[ $((http_probe_ms[i] * 100)) -gt $((fastest * (100 + http_slow_limit))) ]]; then
+            slow_runs+=("${http_probe_runs[i]}: +$(((http_probe_ms[i] - fastest) * 100 / fastest))%")
+        fi
+    done
+    if [[ ${#slow_runs[@]} -eq 0 ]]; then
+        meta http_cpu_speed "steady: no run's CPU probe (a fixed loop on the proxy CPU before and after it) took over $http_slow_limit% longer than the fastest ($fastest ms)"
+    else
+        meta http_cpu_speed "in ${#slow_runs[@]} of ${#http_probe_ms[@]} runs the proxy CPU was slower (the probe took over $http_slow_limit% longer than the fastest, $fastest ms: the hypervisor gave it less; rerun): $(
+            IFS=';'; echo "${slow_runs[*]}")"
     fi
     for target in "${!http_pid[@]}"; do
         if ! kill -0 "${http_pid[$target]}" 2>/dev/null; then
