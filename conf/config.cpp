@@ -56,6 +56,7 @@ const char* to_string(PersistenceKind kind) {
     case PersistenceKind::none: return "none";
     case PersistenceKind::source_ip: return "source_ip";
     case PersistenceKind::cookie: return "cookie";
+    case PersistenceKind::rpc_http: return "rpc_http";
     }
     return "?";
 }
@@ -96,6 +97,16 @@ const char* to_string(AccessLog choice) {
     case AccessLog::off: return "off";
     }
     return "?";
+}
+
+bool uses_source_ip_table(const Persistence& persistence) {
+    return persistence.type == PersistenceKind::source_ip ||
+           (persistence.type == PersistenceKind::rpc_http && persistence.fallback == PersistenceKind::source_ip);
+}
+
+bool uses_cookie(const Persistence& persistence) {
+    return persistence.type == PersistenceKind::cookie ||
+           (persistence.type == PersistenceKind::rpc_http && persistence.fallback != PersistenceKind::none);
 }
 
 }  // namespace castellan::conf

@@ -31,7 +31,7 @@ struct HostPort {
 
 enum class Mode { tcp, http };
 enum class SchedulerKind { round_robin, weighted_round_robin, least_connections, source_hash };
-enum class PersistenceKind { none, source_ip, cookie };
+enum class PersistenceKind { none, source_ip, cookie, rpc_http };
 enum class HealthCheckKind { tcp, http, https, smtp, dcerpc, none };
 enum class TlsMode { terminate, passthrough, reencrypt };
 enum class OnServerDown { keep, close };
@@ -63,6 +63,9 @@ struct PersistenceGroup {
 
 struct Persistence {
     PersistenceKind type = PersistenceKind::none;
+    // rpc_http: how a request that neither a valid cookie nor an RTS PDU places
+    // is placed (cookie, source_ip or none); that type's keys below apply.
+    PersistenceKind fallback = PersistenceKind::cookie;
     // source_ip: either a group name (then the group's timeout and size apply)
     // or this service's own table with timeout_s and max_entries.
     std::optional<std::string> group;
@@ -74,6 +77,12 @@ struct Persistence {
     std::optional<std::string> cookie_secret_file;  // absolute path; absent = random secret
     friend bool operator==(const Persistence&, const Persistence&) = default;
 };
+
+// What a persistence setting needs at run time: a source-IP table (source_ip,
+// or rpc_http falling back to it), a cookie (cookie, or rpc_http unless its
+// fallback is none).
+bool uses_source_ip_table(const Persistence&);
+bool uses_cookie(const Persistence&);
 
 // One accepted range of HTTP status codes: `401` is {401, 401}, `"2xx"` is {200, 299}.
 struct StatusRange {

@@ -20,11 +20,61 @@ namespace {
 constexpr std::array modes{Mode::tcp, Mode::http};
 constexpr std::array schedulers{SchedulerKind::round_robin, SchedulerKind::weighted_round_robin,
                                 SchedulerKind::least_connections, SchedulerKind::source_hash};
-constexpr std::array persistence_kinds{PersistenceKind::none, PersistenceKind::source_ip, PersistenceKind::cookie};
+constexpr std::array persistence_kinds{PersistenceKind::none, PersistenceKind::source_ip, PersistenceKind::cookie,
+                                       PersistenceKind::rpc_http};
+constexpr std::array rpc_http_fallbacks{PersistenceKind::cookie, PersistenceKind::source_ip, PersistenceKind::none};
 constexpr std::array health_check_kinds{HealthCheckKind::tcp,    HealthCheckKind::http,   HealthCheckKind::https,
                                         HealthCheckKind::smtp,   HealthCheckKind::dcerpc, HealthCheckKind::none};
 constexpr std::array tls_modes{TlsMode::terminate, TlsMode::passthrough, TlsMode::reencrypt};
 constexpr std::array server_down_actions{OnServerDown::keep, OnServerDown::close};
+
+// source_ip's keys: a group (whose timeout and size apply) or this service's
+// own timeout_s and max_entries.
+void read_source_ip_keys(ObjectReader& r, Context& ctx, Persistence& out) {
+    if (r.has("group")) {
+        std::string group;
+        if (r.string("group", group)) {
+            const auto found = ctx.groups.find(group);
+            if (found != ctx.groups.end()) {
+                // The group's table is what applies; copied so that a reader of
+                // this struct alone sees the effective values.
+                out.timeout_s = found->second.timeout_s;
+                out.max_entries = found->second.max_entries;
+            } else if (ctx.groups_readable) {
+                r.error("group", fmt::format("persistence group {} is not defined in /persistence_groups",
+                                             quote(group)));
+            }
+            out.group = std::move(group);
+        }
+        r.reject("timeout_s", "not allowed together with group (the group's timeout_s applies)");
+        r.reject("max_entries", "not allowed together with group (the group's max_entries applies)");
+    } else {
+        r.integer("timeout_s", out.timeout_s, 1, one_week_s);
+        r.integer("max_entries", out.max_entries, 1, no_upper_limit);
+    }
+}
+
+// The cookie's keys; `timeout_s` is the cookie's only where the caller says
+// (under rpc_http falling back to source_ip it is the table's).
+void read_cookie_keys(ObjectReader& r, Context& ctx, Persistence& out, bool cookie_timeout) {
+    if (std::string name; r.string("cookie_name", name)) {
+        if (is_token(name)) {
+            out.cookie_name = std::move(name);
+        } else {
+            r.error("cookie_name", fmt::format("expected a cookie name (letters, digits and {}), got {}",
+                                               "!#$%&'*+-.^_`|~", quote(name)));
+        }
+    }
+    if (cookie_timeout) r.integer("timeout_s", out.cookie_timeout_s, 1, one_week_s);
+    read_path(r, "cookie_secret_file", out.cookie_secret_file, ctx);
+}
+
+void require_http_mode(ObjectReader& r, std::optional<Mode> mode, PersistenceKind type) {
+    if (mode && *mode != Mode::http) {
+        r.error("type", fmt::format("{} persistence needs mode \"http\" (this service's mode is {})", to_string(type),
+                                    quote(to_string(*mode))));
+    }
+}
 
 void parse_persistence(const Json& value, const std::string& path, std::optional<Mode> mode, Context& ctx,
                        Persistence& out) {
@@ -38,13 +88,16 @@ void parse_persistence(const Json& value, const std::string& path, std::optional
     if (!type) {
         // Unknown type: the other keys cannot be judged; take them so that they
         // are not also reported as unknown.
-        for (auto key : {"group", "timeout_s", "max_entries", "cookie_name", "cookie_secret_file"}) r.take(key);
+        for (auto key : {"group", "timeout_s", "max_entries", "cookie_name", "cookie_secret_file", "fallback"}) {
+            r.take(key);
+        }
         r.finish();
         return;
     }
     out.type = *type;
     const std::string source_ip_only = only_with("type", "\"source_ip\"");
     const std::string cookie_only = only_with("type", "\"cookie\"");
+    if (*type != PersistenceKind::rpc_http) r.reject("fallback", only_with("type", "\"rpc_http\""));
     switch (*type) {
     case PersistenceKind::none:
         for (auto key : {"group", "max_entries"}) r.reject(key, source_ip_only);
@@ -52,46 +105,37 @@ void parse_persistence(const Json& value, const std::string& path, std::optional
         for (auto key : {"cookie_name", "cookie_secret_file"}) r.reject(key, cookie_only);
         break;
     case PersistenceKind::source_ip:
-        if (r.has("group")) {
-            std::string group;
-            if (r.string("group", group)) {
-                const auto found = ctx.groups.find(group);
-                if (found != ctx.groups.end()) {
-                    // The group's table is what applies; copied so that a reader of
-                    // this struct alone sees the effective values.
-                    out.timeout_s = found->second.timeout_s;
-                    out.max_entries = found->second.max_entries;
-                } else if (ctx.groups_readable) {
-                    r.error("group", fmt::format("persistence group {} is not defined in /persistence_groups",
-                                                 quote(group)));
-                }
-                out.group = std::move(group);
-            }
-            r.reject("timeout_s", "not allowed together with group (the group's timeout_s applies)");
-            r.reject("max_entries", "not allowed together with group (the group's max_entries applies)");
-        } else {
-            r.integer("timeout_s", out.timeout_s, 1, one_week_s);
-            r.integer("max_entries", out.max_entries, 1, no_upper_limit);
-        }
+        read_source_ip_keys(r, ctx, out);
         for (auto key : {"cookie_name", "cookie_secret_file"}) r.reject(key, cookie_only);
         break;
     case PersistenceKind::cookie:
-        if (mode && *mode != Mode::http) {
-            r.error("type", fmt::format("cookie persistence needs mode \"http\" (this service's mode is {})",
-                                        quote(to_string(*mode))));
-        }
-        if (std::string name; r.string("cookie_name", name)) {
-            if (is_token(name)) {
-                out.cookie_name = std::move(name);
-            } else {
-                r.error("cookie_name", fmt::format("expected a cookie name (letters, digits and {}), got {}",
-                                                   "!#$%&'*+-.^_`|~", quote(name)));
-            }
-        }
-        r.integer("timeout_s", out.cookie_timeout_s, 1, one_week_s);
-        read_path(r, "cookie_secret_file", out.cookie_secret_file, ctx);
+        require_http_mode(r, mode, *type);
+        read_cookie_keys(r, ctx, out, true);
         for (auto key : {"group", "max_entries"}) r.reject(key, source_ip_only);
         break;
+    case PersistenceKind::rpc_http: {
+        require_http_mode(r, mode, *type);
+        r.enumeration("fallback", out.fallback, rpc_http_fallbacks);
+        const std::string with_source_ip = only_with("fallback", "\"source_ip\"");
+        switch (out.fallback) {
+        case PersistenceKind::source_ip:
+            read_source_ip_keys(r, ctx, out);
+            read_cookie_keys(r, ctx, out, false);
+            break;
+        case PersistenceKind::none:
+            for (auto key : {"group", "max_entries"}) r.reject(key, with_source_ip);
+            r.reject("timeout_s", only_with("fallback", "\"source_ip\" or \"cookie\""));
+            for (auto key : {"cookie_name", "cookie_secret_file"}) {
+                r.reject(key, only_with("fallback", "\"cookie\" or \"source_ip\""));
+            }
+            break;
+        default:  // cookie
+            read_cookie_keys(r, ctx, out, true);
+            for (auto key : {"group", "max_entries"}) r.reject(key, with_source_ip);
+            break;
+        }
+        break;
+    }
     }
     r.finish();
 }

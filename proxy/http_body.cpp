@@ -38,20 +38,6 @@ constexpr std::size_t read_chunk = 16 * 1024;
 // shorter than a read is copied: a pipe would cost more than it saves.
 constexpr std::size_t splice_chunk = 64 * 1024;
 
-// Reads once more from `in`'s side into its buffer.
-net::awaitable<boost::system::error_code> fill(Inbound& in) {
-    auto space = in.buffer.prepare(read_chunk);
-    boost::system::error_code error;
-    const std::size_t got = co_await read_some(in.side, static_cast<char*>(space.data()), space.size(), error);
-    in.buffer.commit(got);
-    if (got > 0) {
-        in.bytes += got;
-        in.sink.add(got);
-        in.activity->last = std::chrono::steady_clock::now();
-    }
-    co_return error;
-}
-
 // Writes `data` to `to`, as one chunk of the chunked coding when `chunked`.
 net::awaitable<bool> write_body_piece(StreamSide to, const char* data, std::size_t size, bool chunked) {
     if (!chunked) co_return co_await write_all(to, net::buffer(data, size));
@@ -127,6 +113,19 @@ net::awaitable<SpliceEnd> splice_body(Inbound& in, tcp::socket& to, std::uint64_
 
 }  // namespace
 
+net::awaitable<boost::system::error_code> read_more(Inbound& in) {
+    auto space = in.buffer.prepare(read_chunk);
+    boost::system::error_code error;
+    const std::size_t got = co_await read_some(in.side, static_cast<char*>(space.data()), space.size(), error);
+    in.buffer.commit(got);
+    if (got > 0) {
+        in.bytes += got;
+        in.sink.add(got);
+        in.activity->last = std::chrono::steady_clock::now();
+    }
+    co_return error;
+}
+
 template <typename Parser>
 net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser) {
     for (;;) {
@@ -145,7 +144,7 @@ net::awaitable<boost::system::error_code> read_head(Inbound& in, Parser& parser)
             if (parser.is_header_done()) co_return boost::system::error_code();
             if (error && error != bhttp::error::need_more) co_return error;
         }
-        const boost::system::error_code error = co_await fill(in);
+        const boost::system::error_code error = co_await read_more(in);
         if (error) co_return error;
     }
 }
@@ -169,7 +168,7 @@ net::awaitable<BodyEnd> relay_chunked_body(Inbound& in, StreamSide to, bool chun
             // before reading more.
             if (in.buffer.size() > 0 || decoder.done()) continue;
         }
-        const boost::system::error_code read_error = co_await fill(in);
+        const boost::system::error_code read_error = co_await read_more(in);
         if (read_error) co_return BodyEnd::read_failed;  // a chunked body never ends with the connection
     }
     if (chunked_out) {
@@ -205,7 +204,7 @@ net::awaitable<BodyEnd> relay_counted_body(Inbound& in, std::optional<std::uint6
                 case SpliceEnd::write_failed: co_return BodyEnd::write_failed;
             }
         }
-        const boost::system::error_code read_error = co_await fill(in);
+        const boost::system::error_code read_error = co_await read_more(in);
         if (read_error == net::error::eof && until_close) co_return BodyEnd::done;
         if (read_error) co_return BodyEnd::read_failed;
     }

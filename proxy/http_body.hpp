@@ -28,6 +28,10 @@ struct Inbound {
     std::uint64_t consumed = 0;  // of those and earlier ones, taken by the current message (its own bytes_in)
 };
 
+// Reads once more from `in`'s side into its buffer (at most 16 KiB), counting
+// the bytes and the activity.
+boost::asio::awaitable<boost::system::error_code> read_more(Inbound& in);
+
 // Parses a message head from `in`, reading as needed; the bytes after it stay
 // in the buffer. (Instantiated for RequestParser and ResponseParser.)
 template <typename Parser>

@@ -27,6 +27,14 @@ bool is_token_char(char c) {
 
 bool is_token(std::string_view text) { return !text.empty() && std::all_of(text.begin(), text.end(), is_token_char); }
 
+// Without the spaces and tabs around it (RFC 9110 5.6.3 OWS).
+std::string_view trim(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return {};
+    const auto last = text.find_last_not_of(" \t");
+    return text.substr(first, last - first + 1);
+}
+
 // Field values may hold visible characters, spaces, tabs and obs-text; never
 // CR, LF or NUL (a bare CR is how a value smuggles a second field).
 bool is_field_value(std::string_view value) {
@@ -226,6 +234,36 @@ std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunke
     if (hosts == 0 && head.version() >= 11) return Refusal{beast_http::status::bad_request, "missing_host"};
     if (hosts == 1 && !is_valid_host(head[field::host])) return Refusal{beast_http::status::bad_request, "bad_host"};
     return std::nullopt;
+}
+
+bool is_rpc_channel(const RequestHead& head) {
+    const std::string_view method = head.method_string();
+    return method == "RPC_IN_DATA" || method == "RPC_OUT_DATA";
+}
+
+bool expects_continue(const RequestHead& head) {
+    const auto expect = head.find(field::expect);
+    return expect != head.end() && iequals(trim(expect->value()), "100-continue");
+}
+
+bool offers_connection_auth(const ResponseHead& head) {
+    if (head.result_int() != 401) return false;
+    const auto [first, last] = head.equal_range(field::www_authenticate);
+    for (auto entry = first; entry != last; ++entry) {
+        // Challenges are comma-separated; a challenge starts with its scheme,
+        // a token followed by a space or nothing (an auth-param is `name=`).
+        std::string_view rest = entry->value();
+        while (!rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            const std::string_view part = trim(rest.substr(0, comma));
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            const std::size_t end = part.find_first_of(" =");
+            if (end != std::string_view::npos && part[end] == '=') continue;
+            const std::string_view scheme = part.substr(0, end);
+            if (iequals(scheme, "NTLM") || iequals(scheme, "Negotiate")) return true;
+        }
+    }
+    return false;
 }
 
 bool is_idempotent(beast_http::verb method) {

@@ -46,6 +46,19 @@ struct Refusal {
 // hold. Nullopt when the request may pass.
 std::optional<Refusal> check_request(const RequestHead& head, bool parsed_chunked);
 
+// Whether a request opens an Outlook Anywhere channel (RPC_IN_DATA or
+// RPC_OUT_DATA, MS-RPCH 2.1.2.1).
+bool is_rpc_channel(const RequestHead& head);
+
+// Whether a request carries `Expect: 100-continue` (its client waits for a 100
+// before it sends the body).
+bool expects_continue(const RequestHead& head);
+
+// Whether a response is a 401 offering NTLM or Negotiate: authentication that
+// binds the TCP connection, so the client's next request must reach the same
+// server over the same connection.
+bool offers_connection_auth(const ResponseHead& head);
+
 // Whether a request may be sent again after its server connection closed
 // before answering (RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE).
 bool is_idempotent(beast_http::verb method);

@@ -1,5 +1,6 @@
 #include "proxy/http_session.hpp"
 
+#include "persistence/rts_channel_start.hpp"
 #include "proxy/http_body.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/log.hpp"
@@ -18,6 +19,8 @@
 
 #include <cerrno>
 
+#include <algorithm>
+#include <span>
 #include <chrono>
 #include <string_view>
 #include <memory>
@@ -52,6 +55,7 @@ struct RequestFacts {
     unsigned version = 11;
     bool keep_alive = true;
     std::string set_cookie;  // a Set-Cookie line for the final response, or empty
+    bool continue_sent = false;  // castellan answered its Expect: 100-continue itself
 };
 
 std::int64_t unix_now() {
@@ -99,6 +103,7 @@ struct Exchange {
     bool bad_request_body = false;  // the client's body framing was invalid: its fault, a 400
     bool client_hung_up = false;    // the client closed or failed before the response was through
     bool watching_client = false;   // the upload side waits for the client to hang up
+    bool offered_connection_auth = false;  // a 401 offering NTLM or Negotiate (http_head.hpp)
 };
 
 // Whether the client is still there, by what its socket shows without taking
@@ -202,6 +207,7 @@ net::awaitable<void> pass_response(Inbound& from_server, StreamSide to, const Re
             exchange.bytes_out += text.size();
             co_return;
         }
+        if (status == 100 && request.continue_sent) continue;  // the client had castellan's own
         if (status < 200) {
             // 100 Continue and friends: passed on, then the final response follows.
             const std::string text = http::forwarded_response(head, {}, true, request.version);
@@ -212,6 +218,7 @@ net::awaitable<void> pass_response(Inbound& from_server, StreamSide to, const Re
             exchange.bytes_out += text.size();
             continue;
         }
+        exchange.offered_connection_auth = http::offers_connection_auth(head);
         const bool body_follows = !(request.head_method || exchange.status == 204 || exchange.status == 304);
         http::BodyFraming framing;
         if (response.chunked() && request.version >= 11) {
@@ -279,6 +286,36 @@ net::awaitable<void> download(Inbound& from_server, StreamSide to, const Request
         exchange.watching_client = false;
         boost::system::error_code ignored;
         to.socket->cancel(ignored);
+    }
+}
+
+// The virtual connection cookie at the start of an Outlook Anywhere channel's
+// body (rpc_http), read into the client's buffer and left there: the body is
+// forwarded whole, from its first byte, once the server is chosen. Nullopt when
+// the body does not start with a channel-opening RTS PDU (placed another way
+// then); `client_gone` when the client closed or failed first.
+struct ChannelStart {
+    std::optional<persistence::VirtualConnectionCookie> cookie;
+    bool client_gone = false;
+};
+net::awaitable<ChannelStart> read_channel_start(Inbound& from_client, std::uint64_t body_length) {
+    ChannelStart out;
+    for (;;) {
+        const auto data = from_client.buffer.data();
+        const std::size_t usable = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), body_length));
+        const auto start = persistence::read_rts_channel_start(
+            std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data.data()), usable));
+        if (start.status == persistence::RtsChannelStart::Status::found) {
+            out.cookie = start.cookie;
+            co_return out;
+        }
+        if (start.status == persistence::RtsChannelStart::Status::not_channel_start || start.need > body_length) {
+            co_return out;
+        }
+        if (co_await read_more(from_client)) {
+            out.client_gone = true;
+            co_return out;
+        }
     }
 }
 
@@ -377,6 +414,19 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     const bool forwarded_for = service.config.http.x_forwarded_for;
     boost::system::error_code ignored;
     bool first_request = true;
+    const bool rpc_http = service.config.persistence.type == conf::PersistenceKind::rpc_http;
+    // The last response on the kept server connection was a 401 offering NTLM
+    // or Negotiate: the next request stays on it, whatever it names.
+    bool auth_pinned = false;
+    // Gives up the kept server connection: its server closed it, or the next
+    // request belongs on another server.
+    const auto drop_upstream = [&] {
+        if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
+        live_session.server = nullptr;
+        live_session.backend = nullptr;
+        from_server.reset();
+        upstream.reset();
+    };
 
     for (;;) {
         // The first head's deadline starts at accept (a client that connects
@@ -432,6 +482,52 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         const std::int64_t now_unix = unix_now();
         std::optional<persistence::CookieCodec::Decoded> cookie;
         if (service.cookie_codec) cookie = persistence_cookie(head, service, now_unix);
+        std::optional<std::size_t> wanted;  // the server this request names
+        if (cookie) wanted = service.index_of(cookie->server);
+        std::optional<std::uint64_t> pairing_key;
+        std::uint64_t continue_bytes = 0;
+        bool continue_sent = false;
+
+        // rpc_http routes each request: its valid cookie, else (an Outlook
+        // Anywhere channel) the virtual connection cookie at the start of its
+        // body; a request that names neither stays on the kept server
+        // connection, or gets one by the fallback. Not while a connection-bound
+        // authentication is under way.
+        if (rpc_http && !(auth_pinned && upstream)) {
+            if (wanted && !service.servers[*wanted]->accepts_new_clients(std::chrono::steady_clock::now())) {
+                wanted.reset();
+            }
+            const auto length = request.content_length();
+            if (!wanted && http::is_rpc_channel(head) && !request.chunked() && length && *length > 0) {
+                if (http::expects_continue(head) && from_client.buffer.size() == 0) {
+                    // The client sends no body before a 100, and the body is
+                    // what places this request: castellan answers it.
+                    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+                    continue_sent = co_await write_all(client_side, net::buffer(continue_line));
+                    continue_bytes = continue_line.size();
+                }
+                registry.begin_phase(live_session, std::chrono::steady_clock::now(), header_time,
+                                     "client_body_timeout");
+                ChannelStart start;
+                if (!http::expects_continue(head) || continue_sent || from_client.buffer.size() > 0) {
+                    start = co_await read_channel_start(from_client, *length);
+                } else {
+                    start.client_gone = true;  // the 100 could not be written
+                }
+                registry.end_phase(live_session);
+                if (start.client_gone) {
+                    const char* reason = live_session.closed_because ? live_session.closed_because : "client_closed";
+                    log_request(access_log, service, client_endpoint, server_name, head.method_string(),
+                                head.target(), 0, from_client.consumed, continue_bytes, started, reason);
+                    break;
+                }
+                if (start.cookie) {
+                    pairing_key = persistence::hash_virtual_connection(*start.cookie);
+                    wanted = paired_server(service, *pairing_key);
+                }
+            }
+            if (upstream && wanted && service.index_of(upstream->server->config.name) != wanted) drop_upstream();
+        }
 
         // A request without a body that met a kept server connection closing
         // under it (the server's keep-alive timeout racing the request: nothing
@@ -446,17 +542,13 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             std::optional<std::size_t> preferred;
             if (upstream && (attempt > 0 || server_hung_up(upstream->socket))) {
                 preferred = service.index_of(upstream->server->config.name);
-                if (upstream->persisted) service.source_ip_table->release(key, std::chrono::steady_clock::now());
-                live_session.server = nullptr;
-                live_session.backend = nullptr;
-                from_server.reset();
-                upstream.reset();
+                drop_upstream();
             }
             const bool kept_connection = upstream != nullptr;
             if (!upstream) {
                 const char* failure = nullptr;
-                if (cookie && !preferred) preferred = service.index_of(cookie->server);
-                upstream = co_await connect_upstream(service, key, failure, preferred);
+                if (!preferred) preferred = wanted;
+                upstream = co_await connect_upstream(service, key, failure, preferred, pairing_key);
                 if (!upstream) {
                     const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
                     service.state->http.count_response(503);
@@ -482,7 +574,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             const std::string forwarded =
                 http::forwarded_request(head, framing, forwarded_for, client_address, client_tls != nullptr,
                                         upstream->server->config.address.to_string());
-            RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {}};
+            RequestFacts facts{head.method() == bhttp::verb::head, head.version(), request.keep_alive(), {},
+                               continue_sent};
             if (service.cookie_codec) {
                 facts.set_cookie = cookie_update(service, cookie, *upstream->server, client_tls != nullptr, now_unix);
             }
@@ -501,6 +594,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (!retry) break;
         }
         if (no_server) break;
+        exchange.bytes_out += continue_bytes;
+        auth_pinned = exchange.offered_connection_auth && exchange.keep_alive;
         if (exchange.client_hung_up) {
             // Whatever the server side made of it, nobody is left to answer.
             exchange.result = Exchange::Result::client_gone;

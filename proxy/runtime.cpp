@@ -181,7 +181,7 @@ std::shared_ptr<ServerState> adopt_server_state(const ServiceRuntime* previous, 
 std::shared_ptr<persistence::SourceIpTable> own_source_ip_table(const ServiceRuntime* previous,
                                                                 const conf::Persistence& persistence) {
     if (previous && previous->source_ip_table && !previous->config.persistence.group &&
-        previous->config.persistence.type == conf::PersistenceKind::source_ip &&
+        conf::uses_source_ip_table(previous->config.persistence) &&
         previous->config.persistence.timeout_s == persistence.timeout_s &&
         previous->config.persistence.max_entries == persistence.max_entries) {
         return previous->source_ip_table;
@@ -195,12 +195,12 @@ std::shared_ptr<persistence::SourceIpTable> own_source_ip_table(const ServiceRun
 void link_group_peers(Runtime& runtime) {
     for (auto& service : runtime.services) {
         const auto& group = service->config.persistence.group;
-        if (service->config.persistence.type != conf::PersistenceKind::source_ip || !group) continue;
+        if (!conf::uses_source_ip_table(service->config.persistence) || !group) continue;
         for (auto& server : service->servers) {
             for (auto& other : runtime.services) {
                 if (other.get() == service.get()) continue;
                 const auto& other_group = other->config.persistence.group;
-                if (other->config.persistence.type != conf::PersistenceKind::source_ip || other_group != group) {
+                if (!conf::uses_source_ip_table(other->config.persistence) || other_group != group) {
                     continue;
                 }
                 if (auto index = other->index_of(server->config.name)) {
@@ -302,8 +302,11 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
                 std::make_unique<RealServerRuntime>(rs, *endpoint, std::move(health), std::move(state)));
             entries.push_back({rs.name, rs.weight});
         }
+        if (vs.persistence.type == conf::PersistenceKind::rpc_http) {
+            service->channel_pairing = persistence::make_scheduler(conf::SchedulerKind::source_hash, entries);
+        }
         service->scheduler = persistence::make_scheduler(vs.scheduler, std::move(entries));
-        if (vs.persistence.type == conf::PersistenceKind::cookie) {
+        if (conf::uses_cookie(vs.persistence)) {
             std::shared_ptr<const std::string> secret = runtime->random_cookie_secret;
             if (const auto& file = vs.persistence.cookie_secret_file) {
                 std::string error;
@@ -317,7 +320,7 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
             service->cookie_codec = std::make_unique<persistence::CookieCodec>(
                 [secret](std::string_view message) { return tls::hmac_sha256(*secret, message); });
         }
-        if (vs.persistence.type == conf::PersistenceKind::source_ip) {
+        if (conf::uses_source_ip_table(vs.persistence)) {
             if (vs.persistence.group) {
                 service->source_ip_table = runtime->persistence_groups.at(*vs.persistence.group);
             } else {

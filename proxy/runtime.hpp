@@ -94,6 +94,10 @@ struct ServiceRuntime {
     conf::VirtualService config;
     std::vector<std::unique_ptr<RealServerRuntime>> servers;
     std::unique_ptr<persistence::Scheduler> scheduler;
+    // rpc_http persistence: the weighted consistent hash (source_hash's) that
+    // places both channels of an Outlook Anywhere session by their virtual
+    // connection cookie. Null otherwise.
+    std::unique_ptr<persistence::Scheduler> channel_pairing;
     // Source-IP persistence: the group's table (shared with the other members) or
     // this service's own; null without source_ip persistence. Adopted across
     // reloads while its settings are unchanged.
@@ -106,7 +110,7 @@ struct ServiceRuntime {
     std::unique_ptr<tls::ServerTls> server_tls;
     // tls.mode reencrypt: TLS towards the real servers. Null otherwise.
     std::unique_ptr<tls::UpstreamTls> upstream_tls;
-    // Cookie persistence: the cookie's seal, under cookie_secret_file or the
+    // Cookie persistence (and rpc_http unless its fallback is none): the cookie's seal, under cookie_secret_file or the
     // process's random secret. Null otherwise.
     std::unique_ptr<persistence::CookieCodec> cookie_codec;
     // config.source_addresses, parsed; empty = the kernel's choice.

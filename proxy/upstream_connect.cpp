@@ -237,10 +237,21 @@ void report_local_failure(const ServiceRuntime& service, RealServerRuntime& serv
 
 }  // namespace
 
+std::optional<std::size_t> paired_server(const ServiceRuntime& service, std::uint64_t pairing_key) {
+    if (!service.channel_pairing) return std::nullopt;
+    const std::size_t count = service.servers.size();
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::uint8_t> eligible(count);
+    for (std::size_t i = 0; i < count; ++i) eligible[i] = service.servers[i]->accepts_new_clients(now);
+    // The hash reads no connection counts.
+    return service.channel_pairing->pick({pairing_key, eligible, {}});
+}
+
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                   const persistence::ClientKey& client,
                                                                   const char*& failure,
-                                                                  std::optional<std::size_t> preferred) {
+                                                                  std::optional<std::size_t> preferred,
+                                                                  std::optional<std::uint64_t> pairing_key) {
     failure = "no_server_available";
     const std::size_t count = service.servers.size();
     const auto now = std::chrono::steady_clock::now();
@@ -254,7 +265,11 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
 
     std::optional<std::size_t> next;
     if (preferred && *preferred < count && eligible[*preferred]) next = preferred;
-    auto* table = service.source_ip_table.get();
+    // A channel placed by its virtual connection cookie leaves the client's
+    // source-IP entry alone: it is the fallback's, for the other requests.
+    auto* table = pairing_key ? nullptr : service.source_ip_table.get();
+    persistence::Scheduler& scheduler =
+        pairing_key && service.channel_pairing ? *service.channel_pairing : *service.scheduler;
     if (table && !next) {
         if (auto name = table->find(client, now)) {
             auto index = service.index_of(*name);
@@ -262,14 +277,14 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         }
     }
 
-    const std::uint64_t key_hash = persistence::hash_client_key(client);
+    const std::uint64_t key_hash = pairing_key ? *pairing_key : persistence::hash_client_key(client);
     const auto timeout = std::chrono::milliseconds(service.config.timeouts.connect_ms);
     auto executor = co_await net::this_coro::executor;
     static const std::optional<std::string> no_sni;
     const std::optional<std::string>& upstream_sni = service.config.tls ? service.config.tls->upstream.sni : no_sni;
     bool claimed = next.has_value();
     for (std::size_t attempt = 0; attempt < count; ++attempt) {
-        if (!next) next = service.scheduler->pick({key_hash, eligible, active});
+        if (!next) next = scheduler.pick({key_hash, eligible, active});
         if (!next) break;
         if (table && !claimed) {
             // Another connection of this client (to another member of the group)

@@ -58,7 +58,11 @@ struct UpstreamConnection {
 // 1. `preferred` (the server its persistence cookie names), else its
 //    source-IP persistent server, if it has one and that server is eligible;
 // 2. otherwise (and after each failure) the scheduler's pick among the eligible
-//    servers not yet tried by this connection.
+//    servers not yet tried by this connection; with `pairing_key` (the hash of
+//    an Outlook Anywhere channel's virtual connection cookie, rpc_http) the
+//    service's channel_pairing hash picks instead, and the source-IP table is
+//    neither read nor bound: both channels of a session fail over alike, each
+//    to the next server of the same rendezvous order.
 // Eligible = enabled and not skipped by passive health. Each attempt has
 // `connect_ms`, the TLS handshake of a re-encrypting service included; a
 // refused or timed-out attempt, or a failed handshake, counts as a connect
@@ -81,6 +85,12 @@ struct UpstreamConnection {
 boost::asio::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                           const persistence::ClientKey& client,
                                                                           const char*& failure,
-                                                                          std::optional<std::size_t> preferred = std::nullopt);
+                                                                          std::optional<std::size_t> preferred = std::nullopt,
+                                                                          std::optional<std::uint64_t> pairing_key = std::nullopt);
+
+// The server the channel_pairing hash gives `pairing_key` now, among the
+// servers that take new clients: where connect_upstream() with that key goes
+// first. Nullopt without rpc_http persistence or without an eligible server.
+std::optional<std::size_t> paired_server(const ServiceRuntime& service, std::uint64_t pairing_key);
 
 }  // namespace castellan::proxy

@@ -3,7 +3,8 @@
 # the TLS ClientHello parser (tls/client_hello.cpp), the persistence cookie's
 # codec (persistence/cookie_codec.cpp), and the HTTP request head checks and
 # rewriting with the chunked decoder (proxy/http_head.cpp, chunked_decoder.cpp),
-# and the dcerpc health check's reply scan (healthcheck/dcerpc_bind.cpp).
+# the dcerpc health check's reply scan (healthcheck/dcerpc_bind.cpp), and the
+# Outlook Anywhere channel reader (persistence/rts_channel_start.cpp).
 #
 #   scripts/fuzz.sh [--skip-if-missing] [SECONDS]
 #
@@ -106,4 +107,8 @@ fuzz_target http_message 8192 fuzz/http_message.dict proxy/http_head.cpp proxy/c
     fuzz/http_message_fuzz.cpp -lfmt
 # The dcerpc health check's reply scan: whatever a real server's RPC port answers.
 fuzz_target dcerpc_reply 8192 "" healthcheck/dcerpc_bind.cpp fuzz/dcerpc_reply_fuzz.cpp
+# The Outlook Anywhere channel reader (rpc_http): the first body bytes of every
+# RPC_IN_DATA / RPC_OUT_DATA request.
+fuzz_target rts_channel_start 1024 "" persistence/rts_channel_start.cpp persistence/stable_hash.cpp \
+    fuzz/rts_channel_start_fuzz.cpp
 exit $failed

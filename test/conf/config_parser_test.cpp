@@ -226,6 +226,41 @@ TEST_CASE("config: defaults of the optional objects once present", "[conf]") {
         CHECK(p.cookie_name == "CASTELLAN");
         CHECK_FALSE(p.cookie_timeout_s);
         CHECK_FALSE(p.cookie_secret_file);
+        CHECK_FALSE(uses_source_ip_table(p));
+        CHECK(uses_cookie(p));
+    }
+    SECTION("rpc_http persistence: falls back to the cookie by default") {
+        const Config config = valid({{"/virtual_services/0/mode", "http"},
+                                     {"/virtual_services/0/persistence", {{"type", "rpc_http"}, {"timeout_s", 3600}}}});
+        const Persistence& p = config.virtual_services[0].persistence;
+        CHECK(p.type == PersistenceKind::rpc_http);
+        CHECK(p.fallback == PersistenceKind::cookie);
+        CHECK(p.cookie_timeout_s == 3600);  // timeout_s is the fallback's: the cookie's
+        CHECK(uses_cookie(p));
+        CHECK_FALSE(uses_source_ip_table(p));
+    }
+    SECTION("rpc_http persistence falling back to source_ip: the table's keys, and the cookie's name") {
+        const Config config =
+            valid({{"/virtual_services/0/mode", "http"},
+                   {"/persistence_groups/oa", {{"timeout_s", 600}}},
+                   {"/virtual_services/0/persistence",
+                    {{"type", "rpc_http"}, {"fallback", "source_ip"}, {"group", "oa"}, {"cookie_name", "OA"}}}});
+        const Persistence& p = config.virtual_services[0].persistence;
+        CHECK(p.fallback == PersistenceKind::source_ip);
+        CHECK(p.group == "oa");
+        CHECK(p.timeout_s == 600);
+        CHECK(p.cookie_name == "OA");
+        CHECK_FALSE(p.cookie_timeout_s);  // a session cookie
+        CHECK(uses_cookie(p));
+        CHECK(uses_source_ip_table(p));
+    }
+    SECTION("rpc_http persistence with no fallback: RTS pairing alone, no cookie") {
+        const Config config = valid({{"/virtual_services/0/mode", "http"},
+                                     {"/virtual_services/0/persistence", {{"type", "rpc_http"}, {"fallback", "none"}}}});
+        const Persistence& p = config.virtual_services[0].persistence;
+        CHECK(p.fallback == PersistenceKind::none);
+        CHECK_FALSE(uses_cookie(p));
+        CHECK_FALSE(uses_source_ip_table(p));
     }
     SECTION("tls terminate") {
         const Config config = valid({{"/virtual_services/0/tls",

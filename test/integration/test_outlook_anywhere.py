@@ -50,25 +50,32 @@ that never checks for b"" (`rpc_out_read_pkt`), so a closed channel would spin
 forever. impacket itself is not changed; everything else it does as it would.
 
 castellan (two worker threads) serves Outlook Anywhere as the README's example does
-(conf/examples/exchange2010-https.json, `cas-outlook-anywhere`): `source_ip`
-persistence (timeout 7200 s), least connections, an http health check of
-`/rpc/rpcproxy.dll` expecting 401 (the fake CAS answers it as IIS does), idle_s
-7200; on loopback, in plain HTTP or TLS terminate instead of re-encrypt. What each
-test proves:
+(conf/examples/exchange2010-https.json, `cas-outlook-anywhere`): `rpc_http`
+persistence (the virtual connection cookie of each channel's first RTS PDU, hashed
+onto the servers; impacket keeps no HTTP cookies), least connections, an http
+health check of `/rpc/rpcproxy.dll` expecting 401 (the fake CAS answers it as IIS
+does), idle_s 7200; on loopback, in plain HTTP or TLS terminate instead of
+re-encrypt. The sessions' virtual connection cookies come from a seeded random
+generator (set on impacket's transport before it connects), so a run places them
+as every other run does. What each test proves:
 
-  test_source_ip_keeps_both_channels_of_50_sessions_on_one_cas
-      50 sessions from 10 client addresses (5 each), all started at once and held
+  test_rpc_http_pairs_both_channels_of_50_sessions_from_one_address
+      50 sessions from ONE client address (a NAT), all started at once and held
       open together: every one established and bound; both channels of each reach
       the server that answered its bind (the cookie seen there on both, with the
-      client's address in X-Forwarded-For); every session of one address on one
-      server; both servers get client addresses; when the clients close, castellan
-      closes every server-side connection within CLOSE_DEADLINE
+      client's address in X-Forwarded-For); the sessions spread over both servers
+      within 60/40; when the clients close, castellan closes every server-side
+      connection within CLOSE_DEADLINE
   test_the_same_through_tls_terminate
       the same with castellan terminating TLS (impacket's https://), X-Forwarded-Proto https
-  test_rpc_http_persistence_is_refused_by_check_with_the_json_path
-      `persistence.type: "rpc_http"` (pairing by the cookie, issue 10, not built) is
-      refused by `--check` at /virtual_services/0/persistence/type. When it lands
-      this test fails: then move the session tests to it.
+  test_each_channel_through_another_castellan
+      two castellan processes with the same config (an HA pair, both active): every
+      session's IN channel through one and its OUT channel through the other; both
+      channels still meet, within 60/40
+  test_source_ip_keeps_both_channels_of_50_sessions_on_one_cas
+      the README's fallback for NTLM without cookies: `source_ip` from 10 client
+      addresses (5 sessions each): both channels of each on one server, every
+      session of one address on one server, both servers get addresses
 
 Without persistence (round robin, `"type": "none"`), 18 to 26 of the 50 sessions
 split their channels and time out waiting for CONN/C2: the session test fails.
@@ -77,6 +84,7 @@ split their channels and time out waiting for CONN/C2: the session test fails.
 import base64
 import collections
 import http.client
+import random
 import socket
 import ssl
 import struct
@@ -85,7 +93,7 @@ import time
 import unittest
 from unittest import mock
 
-from harness import ConfigDir, TcpServer, make_config, run_cli, tcp_service, wait_for
+from harness import TcpServer, wait_for
 import test_http
 from test_http import Buffered, HttpTestBase, self_signed, split_head, values_of
 
@@ -108,6 +116,8 @@ MAX_PDU = 64 * 1024
 
 SESSIONS = 50
 CLIENT_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 12)]  # 10 addresses
+NAT_ADDRESS = ["127.0.0.2"]  # every session from one address
+COOKIE_SEED = 2010  # the sessions' virtual connection cookies
 
 RPC_SERVER = "outlook.contoso.com"  # the CAS array name Outlook's profile carries
 RPC_PORT = 6001  # Exchange's MS-OXCRPC endpoint behind the RPC proxy
@@ -356,6 +366,7 @@ class FakeRpcProxy(TcpServer):
 # impacket's sockets: from a chosen address, with a timeout, EOF an error
 
 SOURCE_ATTR = "_castellan_test_source_ip"
+NETLOCS_ATTR = "_castellan_test_netlocs"  # where each next channel connects, in order
 _impacket_connect = impacket_http.HTTPClientSecurityProvider.connect if not IMPACKET_MISSING else None
 
 
@@ -406,6 +417,10 @@ def _connect_from_source(provider, protocol, netloc):
     source_ip = getattr(provider, SOURCE_ATTR, None)
     if source_ip is None:
         return _impacket_connect(provider, protocol, netloc)
+    # impacket opens the IN channel, then the OUT channel (RPCProxyClient.connect).
+    netlocs = getattr(provider, NETLOCS_ATTR, None)
+    if netlocs:
+        netloc = netlocs.pop(0)
     return (_BoundTlsConnection if protocol == "https" else _BoundConnection)(netloc, source_ip)
 
 
@@ -413,7 +428,7 @@ class Session:
     """One Outlook Anywhere session: its client address, impacket's transport and
     virtual connection cookie, the server named by the bind_ack, or an error."""
 
-    def __init__(self, index, source_ip, proxy_url):
+    def __init__(self, index, source_ip, proxy_url, cookie, netlocs=None):
         self.index = index
         self.source_ip = source_ip
         self.served_by = None
@@ -423,8 +438,12 @@ class Session:
         self.transport.set_auth_type(impacket_http.AUTH_BASIC)
         self.transport.set_credentials(USER, PASSWORD, DOMAIN)
         setattr(self.transport, SOURCE_ATTR, source_ip)
-        # impacket keeps the cookie private (name-mangled); it is made with the transport.
-        self.cookie = self.transport._RPCProxyClient__virtualConnectionCookie
+        if netlocs:
+            setattr(self.transport, NETLOCS_ATTR, list(netlocs))
+        # impacket keeps the cookie private (name-mangled); it is made with the
+        # transport, random: the test sets its own, from a seeded generator.
+        self.transport._RPCProxyClient__virtualConnectionCookie = cookie
+        self.cookie = cookie
 
     def run(self, ready, release):
         """Connects (both channels, CONN/A1..C2) and binds EMSMDB; sets `ready`; holds
@@ -460,11 +479,14 @@ class OutlookAnywhereTest(HttpTestBase):
         patcher.start()
         self.addCleanup(patcher.stop)
 
-    def open_sessions(self, count, addresses, proxy_url):
+    def open_sessions(self, count, addresses, proxy_url, netlocs=None):
         """`count` sessions to `proxy_url`, session i from addresses[i % len(addresses)],
         all started at once and held open together until every one is bound or failed;
-        then all closed. Returns the Sessions."""
-        sessions = [Session(i, addresses[i % len(addresses)], proxy_url) for i in range(count)]
+        then all closed. `netlocs`: where the IN and the OUT channel connect instead
+        of the URL's. Returns the Sessions."""
+        chooser = random.Random(COOKIE_SEED)
+        cookies = [bytes(chooser.getrandbits(8) for _ in range(16)) for _ in range(count)]
+        sessions = [Session(i, addresses[i % len(addresses)], proxy_url, cookies[i], netlocs) for i in range(count)]
         release = threading.Event()
         self.addCleanup(release.set)
         readies = [threading.Event() for _ in sessions]
@@ -483,26 +505,29 @@ class OutlookAnywhereTest(HttpTestBase):
         self.assertEqual(stuck, [], "session threads still running")
         return sessions
 
-    def start_outlook_anywhere(self, tls=None):
+    RPC_HTTP = {"type": "rpc_http", "timeout_s": 7200}
+
+    def start_outlook_anywhere(self, tls=None, persistence=None, cas=None):
         """Two fake CAS servers behind castellan, configured as the README's example
         (conf/examples/exchange2010-https.json, `cas-outlook-anywhere`) but on loopback
-        and in plain HTTP or TLS terminate instead of re-encrypt. Returns the servers
-        by name."""
-        cas = {name: self.serve(FakeRpcProxy(name)) for name in ("cas1", "cas2")}
+        and in plain HTTP or TLS terminate instead of re-encrypt. `cas`: the servers of
+        a castellan started before (a second balancer). Returns the servers by name."""
+        cas = cas or {name: self.serve(FakeRpcProxy(name)) for name in ("cas1", "cas2")}
         self.start_http(servers=[(name, server.port) for name, server in cas.items()], tls=tls,
-                        scheduler="least_connections", persistence={"type": "source_ip", "timeout_s": 7200},
+                        scheduler="least_connections", persistence=persistence or self.RPC_HTTP,
                         health_check={"type": "http", "path": "/rpc/rpcproxy.dll", "expect_status": [401],
                                       "interval_ms": 1000, "timeout_ms": 500},
                         timeouts={"idle_s": 7200})
         return cas
 
-    def check_sessions(self, cas, scheme):
-        """50 sessions from 10 addresses through castellan: every one established and
-        bound, both channels of each on the server that answered its bind, every
-        session of one address on one server, both servers used, and every server-side
-        connection closed once the clients closed theirs."""
+    def check_sessions(self, cas, scheme, addresses=NAT_ADDRESS, netlocs=None):
+        """50 sessions from `addresses` through castellan: every one established and
+        bound, both channels of each on the server that answered its bind, both
+        servers used (source_ip: every session of one address on one server;
+        rpc_http from one address: within 60/40), and every server-side connection
+        closed once the clients closed theirs."""
         proxy_url = f"{scheme}://127.0.0.1:{self.port}/rpc/rpcproxy.dll"
-        sessions = self.open_sessions(SESSIONS, CLIENT_ADDRESSES, proxy_url)
+        sessions = self.open_sessions(SESSIONS, addresses, proxy_url, netlocs)
 
         records = {}
         errors = []
@@ -529,14 +554,20 @@ class OutlookAnywhereTest(HttpTestBase):
             self.assertEqual(seen, expected, f"{session!r}" + detail)
         self.assertEqual(sum(len(rs) for rs in records.values()), 2 * SESSIONS, "channels nobody opened" + detail)
 
-        # source_ip: every session of one client address on one server; both servers used.
-        by_address = collections.defaultdict(set)
-        for session in sessions:
-            by_address[session.source_ip].add(session.served_by)
-        self.assertEqual({a: s for a, s in by_address.items() if len(s) != 1}, {},
-                         "client addresses spread over servers" + detail)
-        per_server = collections.Counter(next(iter(s)) for s in by_address.values())
-        self.assertEqual(set(per_server), set(cas), f"client addresses per server: {dict(per_server)}" + detail)
+        if len(addresses) > 1:
+            # source_ip: every session of one client address on one server; both servers used.
+            by_address = collections.defaultdict(set)
+            for session in sessions:
+                by_address[session.source_ip].add(session.served_by)
+            self.assertEqual({a: s for a, s in by_address.items() if len(s) != 1}, {},
+                             "client addresses spread over servers" + detail)
+            per_server = collections.Counter(next(iter(s)) for s in by_address.values())
+            self.assertEqual(set(per_server), set(cas), f"client addresses per server: {dict(per_server)}" + detail)
+        else:
+            # rpc_http behind one address: the sessions themselves spread, within 60/40.
+            per_server = collections.Counter(s.served_by for s in sessions)
+            self.assertTrue(all(0.4 * SESSIONS <= per_server[name] <= 0.6 * SESSIONS for name in cas),
+                            f"sessions per server: {dict(per_server)}" + detail)
         binds = {name: server.snapshot()[2] for name, server in cas.items()}
         self.assertEqual(sum(binds.values()), SESSIONS, f"binds answered: {binds}")
 
@@ -544,7 +575,7 @@ class OutlookAnywhereTest(HttpTestBase):
         self.assertTrue(wait_for(lambda: all(s.active == 0 for s in cas.values()), CLOSE_DEADLINE),
                         f"server connections still open: {[(n, s.active) for n, s in cas.items()]}" + self.log_tail())
 
-    def test_source_ip_keeps_both_channels_of_50_sessions_on_one_cas(self):
+    def test_rpc_http_pairs_both_channels_of_50_sessions_from_one_address(self):
         self.check_sessions(self.start_outlook_anywhere(), "http")
 
     def test_the_same_through_tls_terminate(self):
@@ -554,22 +585,16 @@ class OutlookAnywhereTest(HttpTestBase):
         cas = self.start_outlook_anywhere(tls={"mode": "terminate", "certificates": [{"cert": pair[0], "key": pair[1]}]})
         self.check_sessions(cas, "https")
 
+    def test_each_channel_through_another_castellan(self):
+        cas = self.start_outlook_anywhere()
+        first_port = self.port
+        self.start_outlook_anywhere(cas=cas)  # the second balancer: self.port and self.proxy now
+        netlocs = [f"127.0.0.1:{first_port}", f"127.0.0.1:{self.port}"]  # IN channel, OUT channel
+        self.check_sessions(cas, "http", netlocs=netlocs)
 
-class RpcHttpPersistenceTest(unittest.TestCase):
-    """`rpc_http` (issue 10) is not built: castellan must refuse it, not serve it another
-    way. When it lands this test fails: then move OutlookAnywhereTest to rpc_http
-    (and drop the source_ip stickiness assertion, which rpc_http does not promise)."""
-
-    def test_rpc_http_persistence_is_refused_by_check_with_the_json_path(self):
-        service = tcp_service("oa", 0, [("cas1", 1), ("cas2", 2)], mode="http",
-                              persistence={"type": "rpc_http"})
-        service["listen"] = "127.0.0.1:1"  # --check binds nothing
-        with ConfigDir(make_config([service])) as config:
-            result = run_cli(["--config", str(config.config_file), "--check"])
-        self.assertEqual(result.returncode, 1, f"--check accepted rpc_http; stderr:\n{result.stderr}")
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        self.assertTrue(any(line.startswith("/virtual_services/0/persistence/type") and "rpc_http" in line
-                            for line in lines), result.stderr)
+    def test_source_ip_keeps_both_channels_of_50_sessions_on_one_cas(self):
+        self.check_sessions(self.start_outlook_anywhere(persistence={"type": "source_ip", "timeout_s": 7200}), "http",
+                            addresses=CLIENT_ADDRESSES)
 
 
 def tearDownModule():
