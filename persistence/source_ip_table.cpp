@@ -31,6 +31,8 @@ struct SourceIpTable::Shard {
     struct Entry;
     using Node = std::pair<const ClientKey, Entry>;
     struct Entry {
+        // Empty once forget() unbound an entry that still has open connections
+        // (a real server's name never is empty).
         std::string server;
         std::uint32_t open = 0;
         time_point released{};  // meaningful while open == 0
@@ -110,8 +112,43 @@ std::optional<std::string> SourceIpTable::find(const ClientKey& client, time_poi
     auto it = shard.entries.find(client);
     if (it == shard.entries.end()) return std::nullopt;
     const Shard::Entry& entry = it->second;
+    if (entry.server.empty()) return std::nullopt;
     if (entry.open == 0 && now >= entry.released + timeout_) return std::nullopt;
     return entry.server;
+}
+
+std::optional<SourceIpTable::Binding> SourceIpTable::lookup(const ClientKey& client, time_point now) const {
+    Shard& shard = shard_for(client);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.entries.find(client);
+    if (it == shard.entries.end()) return std::nullopt;
+    const Shard::Entry& entry = it->second;
+    if (entry.server.empty()) return std::nullopt;
+    Binding binding{entry.server, entry.open, std::nullopt};
+    if (entry.open == 0) {
+        binding.expires = entry.released + timeout_;
+        if (now >= *binding.expires) return std::nullopt;
+    }
+    return binding;
+}
+
+bool SourceIpTable::forget(const ClientKey& client, time_point now) {
+    Shard& shard = shard_for(client);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.entries.find(client);
+    if (it == shard.entries.end()) return false;
+    Shard::Entry& entry = it->second;
+    if (entry.open == 0) {
+        const bool alive = now < entry.released + timeout_;
+        shard.unlink_idle(*it);
+        shard.entries.erase(it);
+        return alive;
+    }
+    if (entry.server.empty()) return false;  // forgotten already
+    // Keep counting the open connections, bound to no server: the last release
+    // then drops the entry, and a new connection binds it afresh meanwhile.
+    entry.server.clear();
+    return true;
 }
 
 std::string SourceIpTable::claim(const ClientKey& client, std::string_view proposed, time_point now) {
@@ -122,7 +159,12 @@ std::string SourceIpTable::claim(const ClientKey& client, std::string_view propo
     auto it = shard.entries.find(client);
     if (it != shard.entries.end()) {
         Shard::Entry& entry = it->second;
-        if (entry.open > 0 || now < entry.released + timeout_) return entry.server;
+        if (entry.open > 0) {
+            // Forgotten while its connections stay open: bind it afresh.
+            if (entry.server.empty()) entry.server.assign(proposed);
+            return entry.server;
+        }
+        if (now < entry.released + timeout_) return entry.server;
         // An expired straggler: rebind it, and move it to the young end.
         shard.unlink_idle(*it);
         entry.server.assign(proposed);
@@ -176,6 +218,11 @@ void SourceIpTable::release(const ClientKey& client, time_point now) {
     if (it == shard.entries.end() || it->second.open == 0) return;
     Shard::Entry& entry = it->second;
     if (--entry.open > 0) return;
+    if (entry.server.empty()) {
+        // Forgotten, and no new connection bound it since: nothing to remember.
+        shard.entries.erase(it);
+        return;
+    }
     entry.released = now;
     shard.link_idle(*it);
 }

@@ -15,6 +15,11 @@
 // table of fewer than 8192 entries is one shard, so its eviction order is exact.
 // acquire() also drops its shard's expired entries, so memory is returned even if
 // expire() is never called.
+//
+// forget() (the admin API's DELETE) unbinds a client: its next connection is
+// scheduled afresh. An entry that still has open connections is kept, unbound,
+// to go on counting them (they stay where they are): its releases then balance
+// the acquires, and the first new connection binds it again.
 // Time is passed in; the table never reads a clock.
 #pragma once
 
@@ -22,6 +27,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +65,22 @@ public:
     // Records that one of `client`'s connections closed; after the last one the
     // entry lives `timeout` more. Call once per acquire() that gave true.
     void release(const ClientKey& client, time_point now);
+
+    // What the table holds for one client, as the admin API shows it.
+    struct Binding {
+        std::string server;
+        std::uint32_t open_connections = 0;
+        // When the binding ends if no connection opens: nullopt while some are open.
+        std::optional<time_point> expires;
+    };
+    // `client`'s binding alive at `now`, if any (nothing for one forgotten while
+    // its connections stay open).
+    std::optional<Binding> lookup(const ClientKey& client, time_point now) const;
+
+    // Unbinds `client`, so that its next connection is scheduled afresh; its
+    // open connections are not touched. Gives whether a binding alive at `now`
+    // was forgotten.
+    bool forget(const ClientKey& client, time_point now);
 
     // Drops every entry that expired by `now`. find() ignores expired entries
     // anyway; this returns their memory.

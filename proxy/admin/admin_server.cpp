@@ -1,6 +1,7 @@
 #include "proxy/admin/admin_server.hpp"
 
 #include "proxy/admin/metrics_text.hpp"
+#include "proxy/admin/persistence_call.hpp"
 #include "proxy/admin/status_page.hpp"
 
 #include "proxy/listen_socket.hpp"
@@ -198,6 +199,7 @@ struct AdminServer::State {
             return text_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
                                  metrics_text(status_now(false)), request.version(), keep_alive);
         }
+        if (path == "/api/v1/persistence") return persistence_call(request, target);
         if (auto target_names = state_call_target(path)) {
             return change_state(request, target_names->first, target_names->second);
         }
@@ -207,6 +209,50 @@ struct AdminServer::State {
                                  request.version(), keep_alive);
         }
         return json_response(http::status::not_found, {{"error", "not found"}}, request.version(), keep_alive);
+    }
+
+    // GET /api/v1/persistence?client=ADDRESS lists the client's source-IP
+    // persistence entries; DELETE (with the token, as for state changes)
+    // forgets them, so that its next connection is scheduled afresh. Open
+    // connections stay where they are: a helpdesk moving a user wants the
+    // user's next connection elsewhere, not the current ones cut.
+    http::response<http::string_body> persistence_call(const http::request<http::string_body>& request,
+                                                       std::string_view target) {
+        const bool keep_alive = request.keep_alive();
+        const unsigned version = request.version();
+        const bool forget = request.method() == http::verb::delete_;
+        if (!forget && request.method() != http::verb::get && request.method() != http::verb::head) {
+            auto response = json_response(http::status::method_not_allowed, {{"error", "use GET or DELETE"}}, version,
+                                          keep_alive);
+            response.set(http::field::allow, "GET, HEAD, DELETE");
+            return response;
+        }
+        if (forget) {
+            if (auto refused = refuse_unless_authorized(request)) return std::move(*refused);
+        }
+        const auto address = query_parameter(target, "client");
+        const auto client = address ? client_key_of_text(*address) : std::nullopt;
+        if (!address) {
+            return json_response(http::status::bad_request, {{"error", "expected ?client=ADDRESS (an IP address)"}},
+                                 version, keep_alive);
+        }
+        if (!client) {
+            return json_response(http::status::bad_request,
+                                 {{"error", "client: expected an IPv4 or IPv6 address, got \"" + *address + "\""}},
+                                 version, keep_alive);
+        }
+        auto [runtime, config] = current();
+        const auto now = std::chrono::steady_clock::now();
+        if (!forget) {
+            return json_response(http::status::ok,
+                                 persistence_entries(*runtime, *client, now, std::chrono::system_clock::now()),
+                                 version, keep_alive);
+        }
+        const std::size_t removed = forget_persistence(*runtime, *client, now);
+        log::Line(log::Level::info, "persistence_forget")
+            .kv("client", *address)
+            .kv("removed", static_cast<std::uint64_t>(removed));
+        return json_response(http::status::ok, {{"removed", removed}}, version, keep_alive);
     }
 
     // POST .../state {"state": "enabled" | "disabled" | "drain"}: drain and

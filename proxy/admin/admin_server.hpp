@@ -2,7 +2,8 @@
 // the data path.
 //
 // Answers the status page (`GET /`), `GET /api/v1/status`, `GET /metrics`, real
-// server state changes and `POST /api/v1/reload` (INTERFACE.md). Keeps the
+// server state changes, the persistence table (`/api/v1/persistence`) and
+// `POST /api/v1/reload` (INTERFACE.md). Keeps the
 // traffic history the page's rates and graphs come from.
 #pragma once
 

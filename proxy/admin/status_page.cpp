@@ -346,7 +346,9 @@ std::string service_html(const json& service, const std::string& window) {
 // The script: every 5 s it fetches the page again and swaps the console in
 // place (keeping the scroll position and the message line; skipped while a
 // state call or its token prompt is under way, so no refresh interrupts a
-// click); the buttons POST the state call. The token is asked for once, kept in
+// click); the buttons POST the state call. The persistence box (outside the
+// swapped part) looks a client up and its button DELETEs the client's entries.
+// The token is asked for once, kept in
 // sessionStorage (gone with the tab), and asked again after a 401: a server
 // that does not say whether it wants one (older status document) is asked
 // without, and its 401 prompts. Nothing of the status is spliced into this
@@ -382,24 +384,34 @@ constexpr const char* page_script = R"js(
     sessionStorage.setItem(TOKEN_KEY, answer);
     return answer;
   }
-  function post(url, state, token) {
-    var headers = { "Content-Type": "application/json" };
+  // One admin call with the bearer token: asks for it first when the status
+  // says one is required and none is kept, and again after a 401 (at most 3
+  // times). Resolves to {status, ok, body} (body: the parsed JSON or null).
+  function send(method, url, body, token) {
+    var headers = {};
+    if (body !== null) {
+      headers["Content-Type"] = "application/json";
+    }
     if (token) {
       headers["Authorization"] = "Bearer " + token;
     }
-    return fetch(url, { method: "POST", headers: headers, cache: "no-store",
-                        body: JSON.stringify({ state: state }) })
+    var init = { method: method, headers: headers, cache: "no-store" };
+    if (body !== null) {
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init)
       .then(function (response) {
         return response.text().then(function (text) {
-          var body = null;
-          try { body = JSON.parse(text); } catch (ignored) { body = null; }
-          return { status: response.status, ok: response.ok, body: body };
+          var parsed = null;
+          try { parsed = JSON.parse(text); } catch (ignored) { parsed = null; }
+          return { status: response.status, ok: response.ok, body: parsed };
         });
       });
   }
-  function changeState(vs, rs, state) {
-    var url = "/api/v1/virtual-services/" + encodeURIComponent(vs) + "/real-servers/" +
-              encodeURIComponent(rs) + "/state";
+  function errorOf(answer) {
+    return answer.body && typeof answer.body.error === "string" ? answer.body.error : "HTTP " + answer.status;
+  }
+  function authorized(method, url, body) {
     var token = sessionStorage.getItem(TOKEN_KEY);
     if (token === null && tokenRequired()) {
       token = askToken(false);
@@ -408,7 +420,7 @@ constexpr const char* page_script = R"js(
       }
     }
     function attempt(token, promptsLeft) {
-      return post(url, state, token).then(function (answer) {
+      return send(method, url, body, token).then(function (answer) {
         if (answer.status === 401 && promptsLeft > 0) {
           sessionStorage.removeItem(TOKEN_KEY);
           var again = askToken(Boolean(token));
@@ -418,15 +430,115 @@ constexpr const char* page_script = R"js(
           return attempt(again, promptsLeft - 1);
         }
         if (!answer.ok) {
-          var error = answer.body && typeof answer.body.error === "string" ? answer.body.error
-                                                                          : "HTTP " + answer.status;
-          throw new Error(error);
+          throw new Error(errorOf(answer));
         }
-        return answer.body && typeof answer.body.state === "string" ? answer.body.state : state;
+        return answer;
       });
     }
     return attempt(token, 3);
   }
+  function changeState(vs, rs, state) {
+    var url = "/api/v1/virtual-services/" + encodeURIComponent(vs) + "/real-servers/" +
+              encodeURIComponent(rs) + "/state";
+    return authorized("POST", url, { state: state }).then(function (answer) {
+      return answer.body && typeof answer.body.state === "string" ? answer.body.state : state;
+    });
+  }
+
+  // The persistence search box. It lives outside #console, so the refresh
+  // never replaces it or its result; the result is built with textContent
+  // only (no address or name becomes markup).
+  var searchForm = document.getElementById("persistence-form");
+  var searchInput = document.getElementById("persistence-client");
+  var searchResult = document.getElementById("persistence-result");
+  function persistenceUrl(client) {
+    return "/api/v1/persistence?client=" + encodeURIComponent(client);
+  }
+  function cell(row, tag, text, className) {
+    var element = document.createElement(tag);
+    element.textContent = text;
+    if (className) {
+      element.className = className;
+    }
+    row.appendChild(element);
+    return element;
+  }
+  function showEntries(client, entries) {
+    searchResult.textContent = "";
+    if (entries.length === 0) {
+      var none = document.createElement("p");
+      none.className = "muted";
+      none.id = "persistence-none";
+      none.textContent = "No persistence entry for " + client +
+        ": its next connection is scheduled afresh (only source_ip persistence keeps entries).";
+      searchResult.appendChild(none);
+      return;
+    }
+    var table = document.createElement("table");
+    table.id = "persistence-entries";
+    var head = document.createElement("tr");
+    ["table", "services", "real server", "open", "expires"].forEach(function (title) {
+      cell(head, "th", title);
+    });
+    table.appendChild(head);
+    entries.forEach(function (entry) {
+      var row = document.createElement("tr");
+      row.className = "persistence-entry";
+      cell(row, "td", String(entry.table) + (entry.kind === "group" ? " (group)" : ""), "table-name");
+      cell(row, "td", Array.isArray(entry.virtual_services) ? entry.virtual_services.join(", ") : "");
+      cell(row, "td", String(entry.real_server), "real-server");
+      cell(row, "td", String(entry.open_connections), "num");
+      cell(row, "td", entry.expires === null ? "while connected" : String(entry.expires), "expires");
+      table.appendChild(row);
+    });
+    searchResult.appendChild(table);
+    var forget = document.createElement("button");
+    forget.type = "button";
+    forget.id = "persistence-forget";
+    forget.textContent = "forget " + client;
+    forget.title = "its next connection is scheduled afresh; open connections stay where they are";
+    forget.setAttribute("data-client", client);
+    searchResult.appendChild(forget);
+  }
+  function lookUp(client) {
+    searchResult.textContent = "looking up " + client + "...";
+    return send("GET", persistenceUrl(client), null, null).then(function (answer) {
+      if (!answer.ok || !Array.isArray(answer.body)) {
+        throw new Error(errorOf(answer));
+      }
+      showEntries(client, answer.body);
+    }).catch(function (error) {
+      searchResult.textContent = "";
+      cell(searchResult, "p", client + ": " + error.message, "failed");
+    });
+  }
+  searchForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var client = searchInput.value.trim();
+    if (client !== "") {
+      lookUp(client);
+    }
+  });
+  searchResult.addEventListener("click", function (event) {
+    var button = event.target.closest("#persistence-forget");
+    if (button === null || busy) {
+      return;
+    }
+    var client = button.getAttribute("data-client");
+    busy = true;
+    button.disabled = true;
+    show(client + ": forgetting...", false);
+    authorized("DELETE", persistenceUrl(client), null)
+      .then(function (answer) {
+        var removed = answer.body && typeof answer.body.removed === "number" ? answer.body.removed : 0;
+        show(client + ": forgot " + removed + (removed === 1 ? " entry" : " entries") +
+             "; its next connection is scheduled afresh", false);
+      }, function (error) { show(client + ": forget failed: " + error.message, true); })
+      .then(function () {
+        busy = false;
+        return lookUp(client);
+      });
+  });
   function refresh() {
     if (busy || refreshing) {
       return Promise.resolve();
@@ -494,6 +606,8 @@ table.summary th{width:8em}.rate{text-align:right;white-space:nowrap}
 .muted{color:#888}.errors{margin:.3em 0;padding-left:1.2em}
 .actions{white-space:nowrap}.actions button{margin-right:.3em;font-size:.9em}
 #message{min-height:1.2em;margin:.3em 0}.failed{color:#b00020}.done{color:#2f855a}
+#persistence{margin:.3em 0 .8em}#persistence h2{margin-top:.4em}#persistence form{margin-bottom:.4em}
+#persistence-forget{font-size:.9em}
 )css";
 
 }  // namespace
@@ -529,6 +643,16 @@ std::string status_page_html(const nlohmann::json& status) {
         "<a href=\"/api/v1/status\">JSON</a><a href=\"/metrics\">metrics</a></header>\n"
         "<p id=\"message\" role=\"status\"></p>\n",
         text_of(field(status, "version")));
+    // Outside #console, which the refresh replaces: a search result stays put.
+    // Without the script the form still works, answering the API's JSON.
+    page +=
+        "<section id=\"persistence\"><h2>Persistence <small>which real server holds a client "
+        "(source_ip tables)</small></h2>\n"
+        "<form id=\"persistence-form\" action=\"/api/v1/persistence\" method=\"get\">"
+        "<label>client address <input id=\"persistence-client\" name=\"client\" type=\"text\" size=\"30\" "
+        "placeholder=\"192.0.2.7 or 2001:db8::7\" autocomplete=\"off\" spellcheck=\"false\"></label> "
+        "<button type=\"submit\">look up</button></form>\n"
+        "<div id=\"persistence-result\"></div></section>\n";
 
     const json& token_required = field(field(status, "admin"), "token_required");
     page += fmt::format("<main id=\"console\" data-token-required=\"{}\">\n",

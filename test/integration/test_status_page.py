@@ -1,8 +1,10 @@
 """The status page in a real browser (issue 6): headless Chromium, driven by
 Selenium, loads `GET /` from a running castellan, a click drains a real server
 after the bearer token is asked for once, the status API shows the server
-draining, and the page shows the generation and the rates. A screenshot of the
-page is kept as status_page.png in $CASTELLAN_ARTIFACT_DIR (default /tmp).
+draining, and the page shows the generation and the rates; the persistence box
+finds a client's entry, keeps it through the page's refresh and forgets it. A
+screenshot of the page as each test left it is kept as status_page.png (the
+drain test) and status_page_persistence.png in $CASTELLAN_ARTIFACT_DIR (default /tmp).
 
 Needs Debian's python3-selenium, chromium and chromium-driver; skipped without.
 """
@@ -79,10 +81,19 @@ class StatusPageBrowserTest(IntegrationTest):
             out.write(TOKEN + "\n")
         self.admin_port = free_port()
         self.port = free_port()
+        self.smtp_port = free_port()  # a source_ip service, for the persistence box
         cas1, cas2 = self.named("cas1", "cas2")
         self.start(
             make_config(
-                [tcp_service("cas-rpc", self.port, [("cas1", cas1.port), ("cas2", cas2.port)])],
+                [
+                    tcp_service("cas-rpc", self.port, [("cas1", cas1.port), ("cas2", cas2.port)]),
+                    tcp_service(
+                        "cas-smtp",
+                        self.smtp_port,
+                        [("cas1", cas1.port), ("cas2", cas2.port)],
+                        persistence={"type": "source_ip", "timeout_s": 600},
+                    ),
+                ],
                 threads=1,
                 admin={"listen": addr(self.admin_port), "token_file": token_file},
             )
@@ -113,7 +124,8 @@ class StatusPageBrowserTest(IntegrationTest):
         return browser
 
     def save_screenshot(self, browser):
-        path = os.path.join(artifact_dir(), "status_page.png")
+        name = "status_page_persistence.png" if "persistence" in self._testMethodName else "status_page.png"
+        path = os.path.join(artifact_dir(), name)
         try:
             self.dismiss_alert()  # an open prompt would refuse the screenshot
             if browser.save_screenshot(path):
@@ -129,9 +141,13 @@ class StatusPageBrowserTest(IntegrationTest):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/api/v1/status", timeout=5) as response:
             return json.loads(response.read())
 
-    def service(self):
-        (service,) = self.status()["virtual_services"]
-        return service
+    def service(self, name="cas-rpc"):
+        return {s["name"]: s for s in self.status()["virtual_services"]}[name]
+
+    def persistence_of(self, client):
+        url = f"http://127.0.0.1:{self.admin_port}/api/v1/persistence?client={client}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
 
     def server_state(self, name):
         return {s["name"]: s["state"] for s in self.service()["real_servers"]}[name]
@@ -264,6 +280,41 @@ class StatusPageBrowserTest(IntegrationTest):
         self.assertGreaterEqual(len(points), 2, f"the service's graph has points {points}")
         self.assertEqual(self.page_text("#generation"), str(self.status()["config"]["generation"]))
         self.assertIn("connections/s", browser.find_element(By.TAG_NAME, "body").text)
+        self.assertIsNone(self.alert_text())
+
+    def test_persistence_search_box_finds_and_forgets_a_client(self):
+        client = "127.0.0.61"
+        held = self.client(self.smtp_port, source_ip=client)
+        server = read_name(held)
+        self.assertEqual([e["real_server"] for e in self.persistence_of(client)], [server])
+
+        browser = self.browser
+        browser.get(f"http://127.0.0.1:{self.admin_port}/")
+        box = browser.find_element(By.ID, "persistence-client")
+        box.send_keys(client)
+        browser.find_element(By.CSS_SELECTOR, "#persistence-form button[type=submit]").click()
+        entry = "#persistence-entries tr.persistence-entry"
+        self.wait_for_page(f"{entry} td.real-server", lambda t: t == server, 5, f"{client} on {server}")
+        self.assertEqual(self.page_text(f"{entry} td.table-name"), "cas-smtp")
+        self.assertEqual(self.page_text(f"{entry} td.expires"), "while connected")
+
+        # The page refreshes its figures every 5 s; the search result stays.
+        before = self.page_text("#updated")
+        self.wait_for_page("#updated", lambda t: t.startswith("updated") and t != before, 12, "a refresh")
+        self.assertEqual(self.page_text(f"{entry} td.real-server"), server, "the refresh cleared the search result")
+
+        # Forget: the token is asked for, as for a state change.
+        browser.find_element(By.ID, "persistence-forget").click()
+        try:
+            WebDriverWait(browser, 5).until(expected_conditions.alert_is_present())
+        except TimeoutException:
+            self.fail(f"no token prompt within 5 s of the click; message: {self.page_text('#message')!r}")
+        prompt = browser.switch_to.alert
+        prompt.send_keys(TOKEN)
+        prompt.accept()
+        self.wait_for_page("#message", lambda t: "forgot 1 entry" in t, 5, "the forget's answer")
+        self.wait_for_page("#persistence-none", lambda t: client in t, 5, "no entry left")
+        self.assertEqual(self.persistence_of(client), [])
         self.assertIsNone(self.alert_text())
 
 

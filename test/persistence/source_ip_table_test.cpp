@@ -258,3 +258,134 @@ TEST_CASE("source-IP table: concurrent first connections of one client agree on 
     table.release(client, now + 200s);
     CHECK(table.find(client, now + 259s) == std::optional<std::string>("cas2"));
 }
+
+TEST_CASE("source_ip_table: lookup gives server, open count and expiry", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    CHECK_FALSE(table.lookup(client(1), t0));
+    table.acquire(client(1), "cas1", t0);
+    table.acquire(client(1), "cas1", t0 + 1s);
+
+    auto open = table.lookup(client(1), t0 + 2s);
+    REQUIRE(open);
+    CHECK(open->server == "cas1");
+    CHECK(open->open_connections == 2);
+    CHECK_FALSE(open->expires);  // no end while connections are open
+
+    table.release(client(1), t0 + 3s);
+    table.release(client(1), t0 + 10s);
+    auto idle = table.lookup(client(1), t0 + 11s);
+    REQUIRE(idle);
+    CHECK(idle->server == "cas1");
+    CHECK(idle->open_connections == 0);
+    REQUIRE(idle->expires);
+    CHECK(*idle->expires == t0 + 70s);
+    CHECK(table.lookup(client(1), t0 + 69s));
+    CHECK_FALSE(table.lookup(client(1), t0 + 70s));  // expired, though not yet dropped
+    CHECK_FALSE(table.lookup(client(2), t0 + 11s));
+}
+
+TEST_CASE("source_ip_table: a claim without a connection shows its expiry", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    table.claim(client(1), "cas2", t0);
+    auto claimed = table.lookup(client(1), t0 + 1s);
+    REQUIRE(claimed);
+    CHECK(claimed->server == "cas2");
+    CHECK(claimed->open_connections == 0);
+    CHECK(claimed->expires == std::optional<time_point>(t0 + 60s));
+}
+
+TEST_CASE("source_ip_table: forget an idle entry", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    table.acquire(client(1), "cas1", t0);
+    table.release(client(1), t0 + 1s);
+    CHECK(table.forget(client(1), t0 + 2s));
+    CHECK_FALSE(table.find(client(1), t0 + 2s));
+    CHECK_FALSE(table.lookup(client(1), t0 + 2s));
+    CHECK(table.size() == 0);
+    CHECK_FALSE(table.forget(client(1), t0 + 3s));  // nothing left
+    // The next connection binds anew, and its accounting starts from scratch.
+    CHECK(table.claim(client(1), "cas2", t0 + 4s) == "cas2");
+    CHECK(table.acquire(client(1), "cas2", t0 + 4s));
+    table.release(client(1), t0 + 5s);
+    CHECK(table.find(client(1), t0 + 64s) == "cas2");
+    CHECK_FALSE(table.find(client(1), t0 + 65s));
+}
+
+TEST_CASE("source_ip_table: forgetting an expired entry counts nothing", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    table.acquire(client(1), "cas1", t0);
+    table.release(client(1), t0);
+    CHECK_FALSE(table.forget(client(1), t0 + 60s));
+    CHECK(table.size() == 0);  // its memory is returned all the same
+}
+
+TEST_CASE("source_ip_table: forget with connections open unbinds, and keeps counting them", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    table.acquire(client(1), "cas1", t0);
+    table.acquire(client(1), "cas1", t0);
+    CHECK(table.forget(client(1), t0 + 1s));
+    CHECK_FALSE(table.find(client(1), t0 + 1s));
+    CHECK_FALSE(table.lookup(client(1), t0 + 1s));
+    CHECK_FALSE(table.forget(client(1), t0 + 1s));  // once is enough: counted once
+    CHECK(table.size() == 1);                        // still holds the two open connections
+
+    SECTION("the old connections close: nothing is resurrected") {
+        table.release(client(1), t0 + 2s);
+        table.release(client(1), t0 + 3s);
+        CHECK_FALSE(table.find(client(1), t0 + 3s));
+        CHECK(table.size() == 0);
+        // More releases than acquires (none counted) change nothing.
+        table.release(client(1), t0 + 4s);
+        CHECK(table.size() == 0);
+        CHECK_FALSE(table.lookup(client(1), t0 + 4s));
+    }
+
+    SECTION("a new connection binds afresh, the old ones close later") {
+        // A group's second service agrees on the new choice.
+        CHECK(table.claim(client(1), "cas2", t0 + 2s) == "cas2");
+        CHECK(table.claim(client(1), "cas1", t0 + 2s) == "cas2");
+        CHECK(table.acquire(client(1), "cas2", t0 + 2s));
+        auto bound = table.lookup(client(1), t0 + 2s);
+        REQUIRE(bound);
+        CHECK(bound->server == "cas2");
+        CHECK(bound->open_connections == 3);  // the client's two old ones and the new one
+        // The two old connections (still on cas1) close: the new one keeps the entry.
+        table.release(client(1), t0 + 3s);
+        table.release(client(1), t0 + 4s);
+        CHECK(table.find(client(1), t0 + 1000s) == "cas2");
+        auto still = table.lookup(client(1), t0 + 1000s);
+        REQUIRE(still);
+        CHECK(still->open_connections == 1);
+        CHECK_FALSE(still->expires);
+        // Its close starts the timeout.
+        table.release(client(1), t0 + 1000s);
+        CHECK(table.find(client(1), t0 + 1059s) == "cas2");
+        CHECK_FALSE(table.find(client(1), t0 + 1060s));
+        table.expire(t0 + 1060s);
+        CHECK(table.size() == 0);
+    }
+
+    SECTION("a new connection acquired without a claim binds it too") {
+        CHECK(table.acquire(client(1), "cas2", t0 + 2s));
+        CHECK(table.find(client(1), t0 + 2s) == "cas2");
+        table.release(client(1), t0 + 3s);
+        table.release(client(1), t0 + 3s);
+        table.release(client(1), t0 + 3s);
+        CHECK(table.find(client(1), t0 + 62s) == "cas2");
+        CHECK_FALSE(table.find(client(1), t0 + 63s));
+    }
+}
+
+TEST_CASE("source_ip_table: forget touches only its client", "[persistence]") {
+    SourceIpTable table(60s, 100);
+    table.acquire(client(1), "cas1", t0);
+    table.acquire(client(2), "cas2", t0);
+    table.release(client(2), t0);
+    CHECK(table.forget(client(1), t0));
+    CHECK(table.find(client(2), t0 + 1s) == "cas2");
+    // An IPv4 client and the IPv6 address ::1 are different keys.
+    std::array<std::uint8_t, 16> v6{};
+    v6[15] = 1;
+    CHECK_FALSE(table.forget(client_key_from_v6(v6), t0));
+    CHECK(table.find(client(2), t0 + 1s) == "cas2");
+}

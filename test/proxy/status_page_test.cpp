@@ -96,6 +96,24 @@ TEST_CASE("status page: the script refreshes it, no meta refresh interrupts a cl
     CHECK(count(page, "http://") == count(page, "xmlns=\"http://www.w3.org/2000/svg\""));
 }
 
+TEST_CASE("status page: the persistence search box sits outside what the refresh replaces", "[proxy][status_page]") {
+    const std::string page = status_page_html(document());
+    const auto box = page.find("<form id=\"persistence-form\" action=\"/api/v1/persistence\" method=\"get\">");
+    const auto input = page.find("<input id=\"persistence-client\" name=\"client\"");
+    const auto result = page.find("<div id=\"persistence-result\"></div>");
+    const auto console = page.find("<main id=\"console\"");
+    REQUIRE(box != std::string::npos);
+    REQUIRE(input != std::string::npos);
+    REQUIRE(result != std::string::npos);
+    REQUIRE(console != std::string::npos);
+    CHECK(box < console);
+    CHECK(result < console);
+    // The script looks up with GET and forgets with DELETE, through the token logic.
+    CHECK(has(page, "\"/api/v1/persistence?client=\" + encodeURIComponent(client)"));
+    CHECK(has(page, "authorized(\"DELETE\", persistenceUrl(client), null)"));
+    CHECK(has(page, "authorized(\"POST\", url, { state: state })"));
+}
+
 TEST_CASE("status page: a failed reload shows its time and escaped errors", "[proxy][status_page]") {
     auto status = document();
     status["config"]["last_reload"] = {
