@@ -456,7 +456,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (!upstream) {
                 const char* failure = nullptr;
                 if (cookie && !preferred) preferred = service.index_of(cookie->server);
-                upstream = co_await connect_upstream(service, key, failure, preferred);
+                upstream = co_await connect_upstream(service, key, client_endpoint.address(), failure, preferred);
                 if (!upstream) {
                     const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
                     service.state->http.count_response(503);
