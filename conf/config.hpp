@@ -180,6 +180,10 @@ struct VirtualService {
     // IP literals as written (checked: valid, not a wildcard, no two alike).
     // Empty = the kernel's choice.
     std::vector<std::string> source_addresses;
+    // Connections to real servers carry the client's address (IP_TRANSPARENT).
+    // Checked: not with source_addresses, every real server given by IP of the
+    // listener's family (the client's).
+    bool transparent = false;
     friend bool operator==(const VirtualService&, const VirtualService&) = default;
 };
 

@@ -531,6 +531,39 @@ void parse_source_addresses(ObjectReader& service, Context& ctx, const std::vect
     if (ok) out = std::move(addresses);
 }
 
+// transparent: a connection to a real server then comes from the client's own
+// address, so it cannot also come from source_addresses, and a real server must
+// be of the client's family, which is the listener's (`[::]` is IPv6 only). A
+// real server given by hostname is checked when it is resolved (runtime).
+void parse_transparent(ObjectReader& service, Context& ctx, const VirtualService& s, bool listen_ok, bool& out) {
+    if (!service.has("transparent")) return;
+    bool transparent = false;
+    if (!service.boolean("transparent", transparent) || !transparent) return;
+    const std::string path = service.path_of("transparent");
+    bool ok = true;
+    if (!s.source_addresses.empty()) {
+        ctx.errors.push_back({path, "cannot be used with source_addresses: a transparent connection comes from the "
+                                    "client's own address; leave source_addresses out"});
+        ok = false;
+    }
+    if (listen_ok) {
+        const auto needing = std::find_if(s.real_servers.begin(), s.real_servers.end(), [&](const RealServer& server) {
+            return server.address.kind != HostPort::Kind::hostname && !server.address.host.empty() &&
+                   server.address.kind != s.listen.kind;
+        });
+        if (needing != s.real_servers.end()) {
+            ctx.errors.push_back(
+                {path, fmt::format("real server {} ({}) is {}, the clients of {} are {}: a transparent connection "
+                                   "carries the client's address, so it can only reach a real server of its family",
+                                   quote(needing->name), needing->address.to_string(),
+                                   family_name(needing->address.kind), s.listen.to_string(),
+                                   family_name(s.listen.kind))});
+            ok = false;
+        }
+    }
+    out = ok;
+}
+
 }  // namespace
 
 ServiceResult parse_service(const Json& value, const std::string& path, Context& ctx) {
@@ -567,6 +600,7 @@ ServiceResult parse_service(const Json& value, const std::string& path, Context&
     r.enumeration("on_server_down", s.on_server_down, server_down_actions);
     r.integer("drain_timeout_s", s.drain_timeout_s, 1, max_int);
     parse_source_addresses(r, ctx, s.real_servers, s.source_addresses);
+    parse_transparent(r, ctx, s, result.listen_ok, s.transparent);
     r.finish();
     return result;
 }

@@ -44,6 +44,7 @@ const char* to_string(LocalShortage shortage) {
         case LocalShortage::ports: return "local_ports_exhausted";
         case LocalShortage::source_address: return "source_address_unavailable";
         case LocalShortage::resources: return "out_of_resources";
+        case LocalShortage::transparent_source: return "transparent_bind_failed";
     }
     return "";
 }

@@ -11,6 +11,8 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <cstddef>
+
 namespace castellan::healthcheck {
 
 enum class LocalShortage {
@@ -18,7 +20,13 @@ enum class LocalShortage {
     ports,           // no free local port for this destination (EADDRNOTAVAIL from connect, EADDRINUSE)
     source_address,  // a source address this host does not have (EADDRNOTAVAIL from bind)
     resources,       // out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+    // transparent mode: the socket could not take the client's address (no
+    // IP_TRANSPARENT: the capability is gone, or bind() refused the address)
+    transparent_source,
 };
+
+// How many kinds there are, none included: the size of tables indexed by kind.
+inline constexpr std::size_t local_shortage_kinds = 5;
 
 // The socket call whose error is judged: EADDRNOTAVAIL means an address the
 // host does not have when bind() says it, and no port left when connect() does.

@@ -88,7 +88,7 @@ private:
     admin::ConfigStatus config_status_;              // control thread only
     // Checks not made for want of a local port or descriptor: one line per 10 s
     // per kind (healthcheck::LocalShortage as the index), for all checks together.
-    std::array<LogThrottle, 4> check_not_run_log_;
+    std::array<LogThrottle, healthcheck::local_shortage_kinds> check_not_run_log_;
     bool stopping_ = false;
     bool reload_running_ = false;
     std::vector<ReloadDone> reload_waiting_;  // asked while a round runs: the next round

@@ -1,5 +1,7 @@
 #include "proxy/config_checks.hpp"
 
+#include "proxy/transparent_source.hpp"
+
 #include "tls/server_tls.hpp"
 #include "tls/upstream_tls.hpp"
 
@@ -62,7 +64,10 @@ std::vector<conf::ConfigError> check_named_files(const conf::Config& config) {
 }
 
 std::vector<conf::ConfigError> check_before_start(const conf::Config& config) {
-    return check_named_files(config);
+    auto errors = check_named_files(config);
+    auto capability = check_transparent_capability(config);
+    errors.insert(errors.end(), capability.begin(), capability.end());
+    return errors;
 }
 
 }  // namespace castellan::proxy

@@ -17,7 +17,11 @@ namespace castellan::proxy {
 // Reads files; no network, no DNS. Any thread.
 std::vector<conf::ConfigError> check_named_files(const conf::Config& config);
 
-// What a start checks beyond the JSON (today: the named files).
+// What a start checks beyond the JSON: the named files, and that this process
+// may make the transparent sockets a `transparent` service needs
+// (transparent_source.hpp). `--check` asks the same, so that a config that
+// passes it starts: run it with the capabilities castellan runs with, as the
+// unit's ExecStartPre does. Every reload asks again.
 std::vector<conf::ConfigError> check_before_start(const conf::Config& config);
 
 // A secret file's content without surrounding whitespace (INTERFACE.md), or

@@ -548,7 +548,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (!upstream) {
                 const char* failure = nullptr;
                 if (!preferred) preferred = wanted;
-                upstream = co_await connect_upstream(service, key, failure, preferred, pairing_key);
+                upstream = co_await connect_upstream(service, key, client_endpoint.address(), failure, preferred,
+                                                     pairing_key);
                 if (!upstream) {
                     const std::uint64_t sent = co_await answer_error(client_side, bhttp::status::service_unavailable);
                     service.state->http.count_response(503);

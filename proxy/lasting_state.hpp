@@ -9,6 +9,7 @@
 // generation. Sessions of an old snapshot keep writing into the same objects.
 #pragma once
 
+#include "healthcheck/local_shortage.hpp"
 #include "proxy/log_throttle.hpp"
 #include "tls/tls_io.hpp"
 
@@ -97,7 +98,7 @@ struct ServerState {
     std::atomic<std::uint64_t> local_connect_failures{0};
     // One line per 10 s per kind of local failure (healthcheck::LocalShortage
     // as the index), however many clients fail.
-    std::array<LogThrottle, 4> local_failure_log;
+    std::array<LogThrottle, healthcheck::local_shortage_kinds> local_failure_log;
 };
 
 // The client-side TLS handshakes of a service: once per connection, by any

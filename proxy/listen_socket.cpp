@@ -10,7 +10,18 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace castellan::proxy {
+
+std::string address_not_here(const conf::HostPort& address) {
+    const bool v6 = address.kind == conf::HostPort::Kind::ipv6;
+    return fmt::format("{}: {} is not an address of this host. If it is a virtual address that the other "
+                       "node of an HA pair holds now (this is the standby), let castellan listen on it before it "
+                       "arrives: sysctl -w {}=1 (and in /etc/sysctl.d/, see contrib/sysctl-castellan.conf)",
+                       std::strerror(EADDRNOTAVAIL), address.host,
+                       v6 ? "net.ipv6.ip_nonlocal_bind" : "net.ipv4.ip_nonlocal_bind");
+}
 
 int open_listen_socket(const conf::HostPort& address, std::string& error) {
     sockaddr_storage storage{};
@@ -45,7 +56,13 @@ int open_listen_socket(const conf::HostPort& address, std::string& error) {
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     set_connection_options(fd);  // inherited by every accepted connection
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
+        const int bind_errno = errno;
+        error = bind_errno == EADDRNOTAVAIL ? address_not_here(address) : std::strerror(bind_errno);
+        ::close(fd);
+        return -1;
+    }
+    if (::listen(fd, SOMAXCONN) != 0) {
         error = std::strerror(errno);
         ::close(fd);
         return -1;

@@ -78,9 +78,11 @@ namespace {
 // The first address of `address` (an IP literal needs no lookup). IPv4 is
 // preferred for a hostname because Exchange sites name their CAS servers in
 // IPv4 DNS first. With source_addresses, only a family they have will do: a
-// connection comes from an address of the real server's family.
+// connection comes from an address of the real server's family. With
+// `transparent_v6` (a transparent service: whether its clients are IPv6), only
+// the clients' family will do: a connection carries the client's address.
 std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& address, const SourceAddresses& sources,
-                                     std::string& error) {
+                                     std::optional<bool> transparent_v6, std::string& error) {
     boost::system::error_code ec;
     if (address.kind != conf::HostPort::Kind::hostname) {
         auto ip = net::ip::make_address(address.host, ec);
@@ -97,8 +99,10 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
                             ec ? ec.message() : std::string("no address"));
         return std::nullopt;
     }
-    auto usable = [&sources](const tcp::endpoint& endpoint) {
-        return sources.empty() || !sources.of_family(endpoint.address().is_v6()).empty();
+    auto usable = [&sources, transparent_v6](const tcp::endpoint& endpoint) {
+        const bool v6 = endpoint.address().is_v6();
+        if (transparent_v6) return v6 == *transparent_v6;
+        return sources.empty() || !sources.of_family(v6).empty();
     };
     for (const auto& entry : results) {
         if (entry.endpoint().address().is_v4() && usable(entry.endpoint())) return entry.endpoint();
@@ -106,9 +110,16 @@ std::optional<tcp::endpoint> resolve(net::io_context& io, const conf::HostPort& 
     for (const auto& entry : results) {
         if (usable(entry.endpoint())) return entry.endpoint();
     }
-    error = fmt::format("\"{}\" resolves to {} only, and source_addresses has no address of that family "
-                        "(a connection to a real server comes from an address of its family)",
-                        address.host, results.begin()->endpoint().address().is_v6() ? "IPv6" : "IPv4");
+    const char* family = results.begin()->endpoint().address().is_v6() ? "IPv6" : "IPv4";
+    if (transparent_v6) {
+        error = fmt::format("\"{}\" resolves to {} only, and the service is transparent with {} clients (a "
+                            "transparent connection carries the client's address, of the client's family)",
+                            address.host, family, *transparent_v6 ? "IPv6" : "IPv4");
+    } else {
+        error = fmt::format("\"{}\" resolves to {} only, and source_addresses has no address of that family "
+                            "(a connection to a real server comes from an address of its family)",
+                            address.host, family);
+    }
     return std::nullopt;
 }
 
@@ -279,7 +290,9 @@ BuildResult build_runtime(conf::Config config, std::string config_file, const Ru
         for (std::size_t r = 0; r < vs.real_servers.size(); ++r) {
             const auto& rs = vs.real_servers[r];
             std::string error;
-            auto endpoint = resolve(resolver_io, rs.address, service->source_addresses, error);
+            const std::optional<bool> transparent_v6 =
+                vs.transparent ? std::optional(vs.listen.kind == conf::HostPort::Kind::ipv6) : std::nullopt;
+            auto endpoint = resolve(resolver_io, rs.address, service->source_addresses, transparent_v6, error);
             if (!endpoint) {
                 errors.push_back({fmt::format("/virtual_services/{}/real_servers/{}/address", s, r), error});
                 continue;

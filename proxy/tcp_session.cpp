@@ -133,7 +133,7 @@ net::awaitable<void> run_tcp_session(tcp::socket client, tcp::endpoint client_en
     }
 
     const char* failure = nullptr;
-    auto upstream = co_await connect_upstream(service, key, failure);
+    auto upstream = co_await connect_upstream(service, key, client_endpoint.address(), failure);
     if (!upstream) {
         if (access_log != conf::AccessLog::off) {
             log_close(log::Level::warn, service, client_endpoint, "-", sni_of(hello.get(), client_tls.get()), failure,

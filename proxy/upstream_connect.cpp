@@ -3,6 +3,7 @@
 #include "healthcheck/local_shortage.hpp"
 #include "proxy/log.hpp"
 #include "proxy/socket_options.hpp"
+#include "proxy/transparent_source.hpp"
 #include "tls/socket_bio.hpp"
 #include "tls/tls_io.hpp"
 
@@ -73,15 +74,40 @@ LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::i
     return healthcheck::local_shortage_of(error, SocketStep::bind);
 }
 
+// Opens `socket` as a transparent one (IP_TRANSPARENT) and binds it to the
+// client's address, the port left to connect() as bind_source() does. Gives
+// what failed here, if anything; the socket is closed again then. The start
+// made sure the option may be set (check_transparent_capability), so a failure
+// is rare: castellan's, never the real server's.
+LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const net::ip::address& client,
+                               boost::system::error_code& error) {
+    socket.open(protocol, error);
+    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
+    if (set_transparent(socket.native_handle(), protocol == tcp::v6(), error)) {
+        int on = 1;
+        ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+        socket.bind(tcp::endpoint(client, 0), error);
+        if (!error) return LocalShortage::none;
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    const LocalShortage shortage = healthcheck::local_shortage_of(error, SocketStep::bind);
+    // Ports and descriptors keep their names (and remedies); anything else is
+    // the client's address that the socket could not take.
+    return shortage == LocalShortage::source_address ? LocalShortage::transparent_source : shortage;
+}
+
 // One attempt, bounded by `timeout`: the connect (from the server's turn of
 // `sources`, trying the next ones of its family while this host lacks a port
-// or the address) and, when `upstream_tls` is set, the TLS handshake, whose
-// session lands in `tls`. A timer whose handler cancels the socket costs less
+// or the address) or, with `transparent_source`, from the client's address,
+// and, when `upstream_tls` is set, the TLS handshake, whose session lands in
+// `tls`. A timer whose handler cancels the socket costs less
 // than racing two operations with `||`, which spawns a coroutine for each
 // (measured: about 1.5 % of the connection rate).
 net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& server, const SourceAddresses& sources,
-                                     const tls::UpstreamTls* upstream_tls, const std::optional<std::string>& sni,
-                                     std::chrono::milliseconds timeout, tls::SslPtr& tls) {
+                                     const net::ip::address* transparent_source, const tls::UpstreamTls* upstream_tls,
+                                     const std::optional<std::string>& sni, std::chrono::milliseconds timeout,
+                                     tls::SslPtr& tls) {
     auto watch = std::make_shared<ConnectWatch>();
     watch->socket = &socket;
     net::steady_timer timer(co_await net::this_coro::executor, timeout);
@@ -93,7 +119,15 @@ net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& ser
     });
     Attempt out;
     const auto& family = sources.of_family(server.endpoint.address().is_v6());
-    if (family.empty()) {
+    if (transparent_source) {
+        out.source = *transparent_source;
+        out.shortage = bind_transparent(socket, server.endpoint.protocol(), *transparent_source, out.error);
+        if (out.shortage == LocalShortage::none) {
+            auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
+            out.error = connect_error;
+            out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
+        }
+    } else if (family.empty()) {
         // The kernel's choice. async_connect opens the socket: a failed open
         // (EMFILE) comes back here too.
         auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
@@ -211,6 +245,17 @@ void report_local_failure(const ServiceRuntime& service, RealServerRuntime& serv
     if (attempt.shortage == LocalShortage::source_address) return;
     const auto suppressed = admit_line(server, attempt.shortage);
     if (!suppressed) return;
+    if (attempt.shortage == LocalShortage::transparent_source) {
+        log::Line(log::Level::error, healthcheck::to_string(LocalShortage::transparent_source))
+            .kv("vs", service.config.name)
+            .kv("server", server.config.name)
+            .kv("client", source_text(attempt.source))
+            .kv("error", attempt.error.message())
+            .kv("remedy", "castellan needs CAP_NET_ADMIN for transparent mode (see contrib/castellan.service)")
+            .kv("counted", "no")
+            .kv("suppressed", *suppressed);
+        return;
+    }
     if (attempt.shortage == LocalShortage::resources) {
         log::Line(log::Level::error, "connect_failed")
             .kv("vs", service.config.name)
@@ -249,6 +294,7 @@ std::optional<std::size_t> paired_server(const ServiceRuntime& service, std::uin
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                   const persistence::ClientKey& client,
+                                                                  const net::ip::address& client_address,
                                                                   const char*& failure,
                                                                   std::optional<std::size_t> preferred,
                                                                   std::optional<std::uint64_t> pairing_key) {
@@ -301,6 +347,7 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRunt
         auto made = std::make_unique<UpstreamConnection>(
             UpstreamConnection{tcp::socket(executor), nullptr, &server, false, ActiveClaim(server.state->traffic.active)});
         Attempt tried = co_await connect_once(made->socket, server, service.source_addresses,
+                                              service.config.transparent ? &client_address : nullptr,
                                               service.upstream_tls.get(), upstream_sni, timeout, made->tls);
         if (tried.missing_source) report_missing_source(service, server, tried);
         if (tried.result == ConnectResult::ok) {

@@ -70,12 +70,14 @@ struct UpstreamConnection {
 // seen any byte.
 // With source_addresses, the socket is bound to the server's turn of the
 // addresses of its family (IP_BIND_ADDRESS_NO_PORT), the next ones tried while
-// this host has no port left on one, or lacks the address.
+// this host has no port left on one, or lacks the address. A transparent
+// service binds it to `client_address` instead (transparent_source.hpp).
 // Gives null when no candidate is left, with `failure` saying why
 // ("no_server_available"), or when this host lacks what the connect needs:
 // "local_ports_exhausted" (no ephemeral port left for this server from any
 // source address), "source_address_unavailable" (no source address of the
-// server's family is on this host), "out_of_resources" (descriptors, memory).
+// server's family is on this host), "out_of_resources" (descriptors, memory),
+// "transparent_bind_failed" (the socket could not take the client's address).
 // Those are castellan's failures, not the real server's: counted in its
 // local_connect_failures, never in connect_failures or against its health, no
 // other server is tried, and they are logged at most once per 10 s per server
@@ -84,6 +86,7 @@ struct UpstreamConnection {
 // Runs on the connection's worker thread.
 boost::asio::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(ServiceRuntime& service,
                                                                           const persistence::ClientKey& client,
+                                                                          const boost::asio::ip::address& client_address,
                                                                           const char*& failure,
                                                                           std::optional<std::size_t> preferred = std::nullopt,
                                                                           std::optional<std::uint64_t> pairing_key = std::nullopt);

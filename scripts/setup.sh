@@ -21,6 +21,10 @@ packages=(
     python3-selenium chromium chromium-driver
     # test_outlook_anywhere.py: impacket's RPC over HTTP v2 client, a real Outlook Anywhere client
     python3-impacket
+    # test_gateway.py, test_transparent.py, test_ha_pair.py: contrib/gateway.nft and
+    # transparent-routing.sh (nft), contrib/keepalived.conf (keepalived; its
+    # health check uses curl, listed above)
+    nftables keepalived
     # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
     # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
@@ -60,7 +64,7 @@ fi
 
 echo "setup.sh: installing ${missing[*]}"
 
-# Installing haproxy, nginx or iperf3 would start their system services (nginx
+# Installing haproxy, nginx, iperf3 or keepalived would start their system services (nginx
 # on port 80); we only want the programs. A policy-rc.d that answers 101 keeps
 # them from starting during this install; one that is already there is left alone.
 policy=/usr/sbin/policy-rc.d

@@ -596,6 +596,24 @@ TEST_CASE("errors: source_addresses", "[conf]") {
     });
 }
 
+TEST_CASE("errors: transparent", "[conf]") {
+    const std::string at = vs + "/transparent";
+    check_cases({
+        {"not a boolean", {{at, "yes"}}, {at + ": expected true or false, got \"yes\""}},
+        {"with source_addresses", {{at, true}, {vs + "/source_addresses", {"127.0.0.2"}}},
+         {at + ": cannot be used with source_addresses: a transparent connection comes from the client's own "
+               "address; leave source_addresses out"}},
+        {"an IPv6 real server behind an IPv4 listener",
+         {{at, true}, {vs + "/real_servers/1/address", "[2001:db8::35]:443"}},
+         {at + ": real server \"b\" ([2001:db8::35]:443) is IPv6, the clients of 127.0.0.1:8080 are IPv4: a "
+               "transparent connection carries the client's address, so it can only reach a real server of its "
+               "family"}},
+        {"a misspelt key", {{vs + "/transparant", true}}, {vs + "/transparant: unknown key (did you mean \"transparent\"?)"}},
+    });
+    // false asks for nothing: source_addresses and mixed families stay allowed.
+    CHECK(valid({{at, false}, {vs + "/source_addresses", {"127.0.0.2"}}}).virtual_services[0].source_addresses.size() == 1);
+}
+
 TEST_CASE("errors: parse_config never throws", "[conf]") {
     for (const char* text : {"", "null", "{", "[1,2", "{\"virtual_services\": [null, 1, \"x\", [], {}]}",
                              "{\"virtual_services\": [{\"real_servers\": [null, {\"address\": []}]}]}",

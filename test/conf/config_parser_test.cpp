@@ -450,6 +450,33 @@ TEST_CASE("config: source_addresses", "[conf]") {
     }
 }
 
+TEST_CASE("config: transparent", "[conf]") {
+    CHECK_FALSE(valid({}).virtual_services[0].transparent);
+    CHECK_FALSE(valid({{"/virtual_services/0/transparent", false}}).virtual_services[0].transparent);
+    CHECK(valid({{"/virtual_services/0/transparent", true}}).virtual_services[0].transparent);
+    SECTION("a hostname real server is checked when it is resolved, not here") {
+        CHECK(valid({
+                        {"/virtual_services/0/transparent", true},
+                        {"/virtual_services/0/real_servers/0/address", "cas1.contoso.local:443"},
+                    })
+                  .virtual_services[0]
+                  .transparent);
+    }
+    SECTION("an IPv6 listener with IPv6 real servers") {
+        CHECK(valid({
+                        {"/virtual_services/0/transparent", true},
+                        {"/virtual_services/0/listen", "[::]:443"},
+                        {"/virtual_services/0/real_servers/0/address", "[2001:db8::34]:443"},
+                        {"/virtual_services/0/real_servers/1/address", "[2001:db8::35]:443"},
+                    })
+                  .virtual_services[0]
+                  .transparent);
+    }
+    SECTION("turning it on changes the service") {
+        CHECK_FALSE(valid({{"/virtual_services/0/transparent", true}}) == valid({}));
+    }
+}
+
 TEST_CASE("config: relative paths are made absolute against base_dir", "[conf]") {
     const std::vector<Edit> edits = {
         {"/admin", {{"listen", "127.0.0.1:9090"}, {"token_file", "secrets/admin.token"}}},

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,4 +60,29 @@ TEST_CASE("listen socket: a taken address is refused", "[proxy]") {
     CHECK(castellan::proxy::open_listen_socket(address, error) == -1);
     CHECK(error.find("in use") != std::string::npos);
     ::close(first);
+}
+
+TEST_CASE("listen socket: an address not on this host says so, with the remedy", "[proxy]") {
+    // 192.0.2.1 (TEST-NET-1) is on no interface; with net.ipv4.ip_nonlocal_bind
+    // set on this host, the bind would succeed, and there is nothing to test.
+    std::FILE* sysctl = std::fopen("/proc/sys/net/ipv4/ip_nonlocal_bind", "r");
+    int nonlocal = 0;
+    if (sysctl) {
+        if (std::fscanf(sysctl, "%d", &nonlocal) != 1) nonlocal = 0;
+        std::fclose(sysctl);
+    }
+    if (nonlocal != 0) {
+        WARN("net.ipv4.ip_nonlocal_bind is set here: skipped");
+        return;
+    }
+    std::string error;
+    castellan::conf::HostPort address{"192.0.2.1", 0, castellan::conf::HostPort::Kind::ipv4};
+    const int fd = castellan::proxy::open_listen_socket(address, error);
+    if (fd >= 0) ::close(fd);
+    REQUIRE(fd == -1);
+    CHECK_THAT(error, Catch::StartsWith("Cannot assign requested address: 192.0.2.1 is not an address of this host"));
+    CHECK_THAT(error, Catch::Contains("sysctl -w net.ipv4.ip_nonlocal_bind=1"));
+
+    castellan::conf::HostPort v6{"2001:db8::1", 0, castellan::conf::HostPort::Kind::ipv6};
+    CHECK_THAT(castellan::proxy::address_not_here(v6), Catch::Contains("net.ipv6.ip_nonlocal_bind=1"));
 }

@@ -213,3 +213,31 @@ TEST_CASE("runtime: source_addresses by family, and a hostname resolved to a fam
         }
     }
 }
+
+TEST_CASE("runtime: a transparent service takes a name's address of its clients' family", "[proxy][runtime]") {
+    // The clients of [::1] are IPv6; a transparent connection carries the
+    // client's address, so only an IPv6 address of the name will do.
+    auto config = parse(R"({ "virtual_services": [ { "name": "smtp", "listen": "[::1]:1125", "transparent": true,
+        "real_servers": [ { "name": "cas1", "address": "localhost:1101" } ] } ] })");
+    auto built = castellan::proxy::build_runtime(config, "/tmp/castellan.json");
+    if (auto* runtime = std::get_if<std::shared_ptr<const Runtime>>(&built)) {
+        // This host's localhost has an IPv6 address, and this process may set
+        // IPV6_TRANSPARENT (root): that address is taken.
+        CHECK(server(**runtime, 0, 0).endpoint.address().is_v6());
+    } else {
+        const auto& errors = std::get<std::vector<castellan::conf::ConfigError>>(built);
+        for (const auto& error : errors) {
+            INFO(error.to_string());
+            if (error.path == "/virtual_services/0/transparent") {
+                // Not root: the capability check says so (test_transparent.py checks the text).
+                CHECK(error.message.find("CAP_NET_ADMIN") != std::string::npos);
+                continue;
+            }
+            CHECK(error.path == "/virtual_services/0/real_servers/0/address");
+            CHECK(error.message ==
+                  "\"localhost\" resolves to IPv4 only, and the service is transparent with IPv6 clients (a "
+                  "transparent connection carries the client's address, of the client's family)");
+        }
+        CHECK_FALSE(errors.empty());
+    }
+}
