@@ -21,6 +21,8 @@ packages=(
     python3-selenium chromium chromium-driver
     # test_outlook_anywhere.py: impacket's RPC over HTTP v2 client, a real Outlook Anywhere client
     python3-impacket
+    # the Debian package (scripts/package.sh, test_deb.py): dpkg-shlibdeps computes its Depends
+    dpkg-dev
     # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
     # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
