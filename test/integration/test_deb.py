@@ -206,10 +206,13 @@ class PackageContents(unittest.TestCase):
         self.assertIn("\nExecStart=/usr/bin/castellan --config /etc/castellan/castellan.json\n", unit)
         self.assertIn("\nUser=castellan\n", unit)
         self.assertNotIn("/usr/local/bin", unit)
+        for line in unit.splitlines():
+            if line.startswith("Exec") and "castellan" in line:
+                self.assertRegex(line, r"^Exec\w+=/usr/bin/castellan ")
         # Apart from a note on top and the path, it is contrib/castellan.service.
-        source = (REPO / "contrib" / "castellan.service").read_text()
-        self.assertTrue(unit.endswith(source.replace("/usr/local/bin/castellan", "/usr/bin/castellan")))
-        note = unit[: len(unit) - len(source.replace("/usr/local/bin/castellan", "/usr/bin/castellan"))]
+        source = (REPO / "contrib" / "castellan.service").read_text().replace("/usr/local/bin", "/usr/bin")
+        self.assertTrue(unit.endswith(source))
+        note = unit[: len(unit) - len(source)]
         self.assertTrue(all(line.startswith("#") for line in note.splitlines() if line), note)
 
 
