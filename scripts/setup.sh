@@ -25,6 +25,8 @@ packages=(
     # transparent-routing.sh (nft), contrib/keepalived.conf (keepalived; its
     # health check uses curl, listed above)
     nftables keepalived
+    # the Debian package (scripts/package.sh, test_deb.py): dpkg-shlibdeps computes its Depends
+    dpkg-dev
     # fuzzing the ClientHello parser (scripts/fuzz.sh); libclang-rt-14-dev holds
     # libFuzzer's and the sanitizers' runtimes, only recommended by clang-14
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
