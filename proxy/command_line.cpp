@@ -5,10 +5,19 @@ namespace castellan::proxy {
 const char* const usage_text =
     "usage: castellan --config FILE            run in the foreground, logging to stderr\n"
     "       castellan --config FILE --check    validate the config only\n"
-    "       castellan --version\n";
+    "       castellan --version\n"
+    "       castellan template exchange2010 --cas NAME=ADDRESS ... [options]   print a config\n"
+    "                                          (castellan template exchange2010 --help: the options)\n";
 
 std::optional<CommandLine> parse_command_line(const std::vector<std::string>& arguments, std::string& error) {
     CommandLine result;
+    if (!arguments.empty() && arguments[0] == "template") {
+        auto command = parse_template_command(std::vector<std::string>(arguments.begin() + 1, arguments.end()), error);
+        if (!command) return std::nullopt;
+        result.action = CommandLine::Action::print_template;
+        result.template_command = std::move(*command);
+        return result;
+    }
     bool check = false, version = false, have_config = false;
     for (std::size_t i = 0; i < arguments.size(); ++i) {
         const std::string& argument = arguments[i];

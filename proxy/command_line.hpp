@@ -1,6 +1,8 @@
 // The command line of INTERFACE.md, parsed without side effects.
 #pragma once
 
+#include "proxy/template_command.hpp"
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,8 +10,9 @@
 namespace castellan::proxy {
 
 struct CommandLine {
-    enum class Action { run, check, version } action = Action::run;
+    enum class Action { run, check, version, print_template } action = Action::run;
     std::string config_file;
+    TemplateCommand template_command;  // print_template: `castellan template ...`
 };
 
 // Gives nullopt and sets `error` for a wrong command line (exit code 2).

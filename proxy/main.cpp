@@ -67,7 +67,11 @@ int main(int argc, char** argv) {
     std::string error;
     auto command = proxy::parse_command_line(arguments, error);
     if (!command) {
-        std::fprintf(stderr, "castellan: %s\n%s", error.c_str(), proxy::usage_text);
+        // A wrong template command gets its own options, not the general usage.
+        const bool template_command = !arguments.empty() && arguments[0] == "template";
+        std::fprintf(stderr, "castellan: %s\n%s", error.c_str(),
+                     template_command ? "castellan template exchange2010 --help lists the options\n"
+                                      : proxy::usage_text);
         return 2;
     }
     switch (command->action) {
@@ -85,6 +89,17 @@ int main(int argc, char** argv) {
         }
         case proxy::CommandLine::Action::run:
             return run(command->config_file);
+        case proxy::CommandLine::Action::print_template: {
+            const auto output = proxy::run_template_command(command->template_command);
+            std::fputs(output.out.c_str(), stdout);
+            std::fputs(output.err.c_str(), stderr);
+            // A config cut short by a full disk must not look printed.
+            if (std::fflush(stdout) != 0) {
+                std::fprintf(stderr, "castellan: cannot write the config to stdout\n");
+                return 1;
+            }
+            return output.exit_code;
+        }
     }
     return 2;
 }

@@ -193,16 +193,17 @@ def parse_log_line(line):
 
 
 class Castellan:
-    """Runs castellan on a config dict; a context manager.
+    """Runs castellan on a config dict (or JSON text); a context manager.
 
-    On enter: writes the config to a temporary folder, starts
+    On enter: writes the config (and `files`) to a temporary folder, starts
     `$CASTELLAN_BIN --config FILE`, and waits until stderr says event=ready
     (READY_TIMEOUT, else AssertionError with the stderr so far). On exit: SIGTERM,
     then SIGKILL if it has not exited after STOP_TIMEOUT.
     """
 
-    def __init__(self, config, env=None, ready_timeout=READY_TIMEOUT, wait_ready=True, preexec_fn=None):
+    def __init__(self, config, env=None, ready_timeout=READY_TIMEOUT, wait_ready=True, preexec_fn=None, files=None):
         self.config = config
+        self.files = files or {}  # name -> text, written beside the config (token, certificates)
         self.extra_env = env or {}
         self.preexec_fn = preexec_fn  # run in the child before exec (e.g. to set limits)
         self.ready_timeout = ready_timeout
@@ -222,6 +223,8 @@ class Castellan:
 
     def start(self):
         self.dir = ConfigDir(self.config)
+        for name, text in self.files.items():
+            (self.dir.path / name).write_text(text)
         env = dict(os.environ)
         env.update(self.extra_env)
         binary = castellan_bin()
@@ -323,7 +326,7 @@ class Castellan:
 
 
 class TcpServer:
-    """A threaded TCP server on 127.0.0.1:port (0: any); subclasses implement handle(conn).
+    """A threaded TCP server on host:port (127.0.0.1, 0: any); subclasses implement handle(conn).
 
     Counts connections (`connections`, `active`), remembers peers, and on stop()
     closes the listener and every open connection and joins its threads.
@@ -333,7 +336,8 @@ class TcpServer:
     ACCEPT_POLL = 0.1
     max_lifetime = 120.0
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, host=HOST):
+        self.host = host
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._started_at = time.monotonic()
@@ -345,7 +349,7 @@ class TcpServer:
         self.errors = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((HOST, port))
+        self.listener.bind((host, port))
         self.listener.listen(128)
         self.listener.settimeout(self.ACCEPT_POLL)
         self.port = self.listener.getsockname()[1]
@@ -354,7 +358,7 @@ class TcpServer:
 
     @property
     def address(self):
-        return addr(self.port)
+        return addr(self.port, self.host)
 
     def stopping(self):
         """True once stop() was called or the server's lifetime is over."""

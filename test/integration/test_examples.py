@@ -14,7 +14,7 @@ import unittest
 from pathlib import Path
 
 from harness import REPO, run_cli
-from pki import run_openssl, write_text
+from pki import make_self_signed, write_text
 
 EXAMPLES = sorted((REPO / "conf" / "examples").glob("*.json"))
 
@@ -55,10 +55,7 @@ class ExampleConfigs(unittest.TestCase):
                     write_text(folder / name, secrets.token_hex(32) + "\n")
                     os.chmod(folder / name, 0o600)
                 for cert, key in zip(sorted(files["cert"]), sorted(files["key"])):
-                    run_openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                                "-keyout", str(folder / key), "-out", str(folder / cert), "-days", "2",
-                                "-subj", "/CN=mail.contoso.com",
-                                "-addext", "subjectAltName=DNS:mail.contoso.com,DNS:autodiscover.contoso.com")
+                    make_self_signed(folder / cert, folder / key)
                 for ca in files["ca"]:
                     shutil.copy(folder / sorted(files["cert"])[0], folder / ca)
                 result = run_cli(["--config", str(folder / "castellan.json"), "--check"])
