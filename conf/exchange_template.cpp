@@ -38,18 +38,33 @@ constexpr int connect_ms = 3000;
 
 constexpr const char* owa_logon_path = "/owa/auth/logon.aspx";  // 200 on a healthy 2010 CAS (README)
 
+// How long a client address keeps its CAS for Outlook Anywhere over NTLM: as
+// long as the RPC services' persistence group.
+constexpr int outlook_anywhere_source_ip_timeout_s = 7200;
+
 constexpr const char* mailbox_interface_uuid = "a4f1db00-ca47-1067-b31f-00dd010662da";
 constexpr const char* mailbox_interface_version = "0.81";
 constexpr const char* address_book_interface_uuid = "f5cc5a18-4264-101a-8c59-08002b2f8426";
 constexpr const char* address_book_interface_version = "56.0";
 
-// The persistence of the 443 service in http mode (--tls terminate or reencrypt).
-// One place on purpose: when `rpc_http` (Outlook Anywhere channel pairing, which
-// falls back to a cookie) is merged, this returns it and nothing else changes.
-// The named secret file makes cookies survive a restart and lets an HA pair
-// share them.
-Json web_http_persistence() {
-    return Json{{"type", "cookie"}, {"cookie_name", "CASTELLAN"}, {"cookie_secret_file", template_cookie_secret_file}};
+// The persistence of the 443 service in http mode (--tls terminate or reencrypt):
+// rpc_http, which pairs Outlook Anywhere's two channels by their virtual
+// connection cookie and gives every other request (OWA, ActiveSync, EWS) the
+// cookie. With NTLM, the channels' authentication legs carry no body, so they
+// fall back to the client's address instead (README "Outlook Anywhere"). The
+// named secret file makes cookies survive a restart and lets an HA pair share
+// them.
+Json web_http_persistence(const Exchange2010Options& options) {
+    Json persistence{{"type", "rpc_http"}};
+    if (options.outlook_anywhere_auth.value_or(OutlookAnywhereAuth::basic) == OutlookAnywhereAuth::ntlm) {
+        persistence["fallback"] = "source_ip";
+        persistence["timeout_s"] = outlook_anywhere_source_ip_timeout_s;
+    } else {
+        persistence["fallback"] = "cookie";
+    }
+    persistence["cookie_name"] = "CASTELLAN";
+    persistence["cookie_secret_file"] = template_cookie_secret_file;
+    return persistence;
 }
 
 bool is_ipv6(const std::string& address) { return parse_ipv6(address).has_value(); }
@@ -160,6 +175,11 @@ void check_tls(const Options& options, TemplateResult& result) {
             "presents to clients",
             tls == WebTls::terminate ? "terminate" : "reencrypt"));
     }
+    if (tls == WebTls::passthrough && options.outlook_anywhere_auth) {
+        result.errors.push_back(
+            "--outlook-anywhere-auth: with --tls passthrough castellan cannot read Outlook Anywhere's requests "
+            "(443 keeps source_ip); leave it out or choose --tls reencrypt");
+    }
     if (options.certificate && (options.certificate->cert.empty() || options.certificate->key.empty())) {
         result.errors.push_back("--certificate CERT KEY: neither path may be empty");
     }
@@ -258,7 +278,7 @@ Json web_service(const Options& options) {
                                   {"upstream", Json{{"verify", false}}}};
         }
         service["scheduler"] = "least_connections";
-        service["persistence"] = web_http_persistence();
+        service["persistence"] = web_http_persistence(options);
         service["real_servers"] = real_servers(options, tls == WebTls::terminate ? 80 : ports.https);
     }
     service["health_check"] = with_timing(std::move(check), 5000, 3000);

@@ -17,6 +17,11 @@ namespace castellan::conf {
 // How the 443 service treats TLS (`--tls`).
 enum class WebTls { passthrough, terminate, reencrypt };
 
+// How Outlook Anywhere authenticates (`--outlook-anywhere-auth`, Exchange's
+// ClientAuthenticationMethod): what rpc_http falls back to for the requests
+// that carry no body to pair by (README "Outlook Anywhere").
+enum class OutlookAnywhereAuth { basic, ntlm };
+
 struct Exchange2010Options {
     struct Cas {
         std::string name;     // the real-server name in every service (`--cas NAME=ADDRESS`)
@@ -36,6 +41,7 @@ struct Exchange2010Options {
     std::optional<WebTls> web_tls;            // absent: reencrypt with a certificate, passthrough without
     std::optional<Certificate> certificate;
     bool pop_imap = false;                     // add POP3 and IMAP4 (110, 143, 995, 993)
+    std::optional<OutlookAnywhereAuth> outlook_anywhere_auth;  // absent: basic (Exchange 2010's default)
     std::string admin_listen = "127.0.0.1:9090";
 };
 

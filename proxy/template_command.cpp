@@ -17,6 +17,9 @@ const char* const template_usage_text =
     "                          (default: reencrypt with --certificate, passthrough without)\n"
     "  --certificate CERT KEY  the PEM certificate chain and key castellan presents on 443\n"
     "  --pop-imap              add POP3 and IMAP4 (110, 143, 995, 993)\n"
+    "  --outlook-anywhere-auth basic|ntlm\n"
+    "                          Outlook Anywhere's client authentication (default basic): with ntlm, 443\n"
+    "                          falls back to the client address for what it cannot pair (README)\n"
     "  --admin IP:PORT         the admin API and status page (default 127.0.0.1:9090)\n"
     "The config names admin.token (and cookie.secret with reencrypt or terminate) in its own folder:\n"
     "create them there; --check reads them, and the certificate and key.\n";
@@ -52,7 +55,7 @@ std::optional<TemplateCommand> parse_template_command(const std::vector<std::str
     }
     TemplateCommand command;
     auto& options = command.exchange2010;
-    bool have_vip = false, have_ports = false, have_tls = false, have_admin = false;
+    bool have_vip = false, have_ports = false, have_tls = false, have_admin = false, have_auth = false;
     for (std::size_t i = 1; i < arguments.size(); ++i) {
         std::string flag = arguments[i];
         std::optional<std::string> inline_value;  // --flag=value
@@ -131,6 +134,17 @@ std::optional<TemplateCommand> parse_template_command(const std::vector<std::str
             }
             options.certificate = conf::Exchange2010Options::Certificate{arguments[i + 1], arguments[i + 2]};
             i += 2;
+        } else if (flag == "--outlook-anywhere-auth") {
+            auto text = value("basic or ntlm");
+            if (!text || !once(have_auth)) return std::nullopt;
+            if (*text == "basic") {
+                options.outlook_anywhere_auth = conf::OutlookAnywhereAuth::basic;
+            } else if (*text == "ntlm") {
+                options.outlook_anywhere_auth = conf::OutlookAnywhereAuth::ntlm;
+            } else {
+                error = "--outlook-anywhere-auth " + *text + ": expected basic or ntlm";
+                return std::nullopt;
+            }
         } else if (flag == "--pop-imap") {
             if (!no_value()) return std::nullopt;
             options.pop_imap = true;

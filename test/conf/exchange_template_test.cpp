@@ -154,7 +154,7 @@ TEST_CASE("exchange template: 443 passed through by default", "[conf][template]"
     CHECK_FALSE(https.contains("http"));
 }
 
-TEST_CASE("exchange template: 443 re-encrypted, with the cookie", "[conf][template]") {
+TEST_CASE("exchange template: 443 re-encrypted, rpc_http falling back to the cookie", "[conf][template]") {
     // Re-encrypt is what a certificate alone asks for, and what --tls reencrypt says.
     for (auto tls : {std::optional<WebTls>{}, std::optional<WebTls>{WebTls::reencrypt}}) {
         const auto options = with_certificate(two_cas(), tls);
@@ -164,8 +164,8 @@ TEST_CASE("exchange template: 443 re-encrypted, with the cookie", "[conf][templa
         CHECK(https.at("tls") == Json::parse(R"({"mode": "reencrypt",
             "certificates": [{"cert": "mail.contoso.com.pem", "key": "mail.contoso.com.key"}],
             "upstream": {"verify": false}})"));
-        CHECK(https.at("persistence") == Json::parse(R"({"type": "cookie", "cookie_name": "CASTELLAN",
-            "cookie_secret_file": "cookie.secret"})"));
+        CHECK(https.at("persistence") == Json::parse(R"({"type": "rpc_http", "fallback": "cookie",
+            "cookie_name": "CASTELLAN", "cookie_secret_file": "cookie.secret"})"));
         CHECK(https.at("real_servers").at(1).at("address") == "192.168.0.35:443");
         CHECK(https.at("health_check").at("type") == "https");
         CHECK(https.at("health_check").at("path") == "/owa/auth/logon.aspx");
@@ -182,7 +182,23 @@ TEST_CASE("exchange template: 443 terminated, the CAS in the clear on 80", "[con
     CHECK_FALSE(https.at("tls").contains("upstream"));
     CHECK(https.at("real_servers").at(0).at("address") == "192.168.0.34:80");
     CHECK(https.at("health_check").at("type") == "http");
-    CHECK(https.at("persistence").at("type") == "cookie");
+    CHECK(https.at("persistence").at("type") == "rpc_http");
+}
+
+TEST_CASE("exchange template: Outlook Anywhere over NTLM falls back to the client address", "[conf][template]") {
+    auto options = with_certificate(two_cas(), WebTls::reencrypt);
+    options.outlook_anywhere_auth = OutlookAnywhereAuth::ntlm;
+    const auto result = make_exchange2010_config(options);
+    REQUIRE(result.errors.empty());
+    const Json https = service(*result.config, "cas-https");
+    CHECK(https.at("persistence") == Json::parse(R"({"type": "rpc_http", "fallback": "source_ip", "timeout_s": 7200,
+        "cookie_name": "CASTELLAN", "cookie_secret_file": "cookie.secret"})"));
+    // With passthrough castellan reads no request: the choice would be a lie.
+    auto passthrough = two_cas();
+    passthrough.outlook_anywhere_auth = OutlookAnywhereAuth::basic;
+    const auto refused = make_exchange2010_config(passthrough);
+    REQUIRE(refused.errors.size() == 1);
+    CHECK(refused.errors[0].rfind("--outlook-anywhere-auth:", 0) == 0);
 }
 
 TEST_CASE("exchange template: --vip, --rpc-ports, --admin, IPv6", "[conf][template]") {

@@ -76,6 +76,8 @@ TEST_CASE("template command: a wrong command line is refused, naming the argumen
         {{"--certificate=mail.pem"}, "--certificate takes two values"},
         {{"--certificate", "a", "b", "--certificate", "c", "d"}, "--certificate given twice"},
         {{"--pop-imap=yes"}, "--pop-imap takes no value"},
+        {{"--outlook-anywhere-auth", "kerberos"}, "--outlook-anywhere-auth kerberos: expected basic or ntlm"},
+        {{"--outlook-anywhere-auth", "ntlm", "--outlook-anywhere-auth", "ntlm"}, "--outlook-anywhere-auth given twice"},
         {{"--admin"}, "--admin needs IP:PORT"},
         {{"--frobnicate"}, "unknown argument: --frobnicate"},
         {{"cas1=192.168.0.34"}, "unknown argument: cas1=192.168.0.34"},
@@ -144,7 +146,8 @@ TEST_CASE("template command: prints a config that parses, or errors with exit 2"
     auto usage = proxy::run_template_command(*help);
     CHECK(usage.exit_code == 0);
     CHECK(usage.out == proxy::template_usage_text);
-    for (const char* flag : {"--cas", "--vip", "--rpc-ports", "--tls", "--certificate", "--pop-imap", "--admin"}) {
+    for (const char* flag : {"--cas", "--vip", "--rpc-ports", "--tls", "--certificate", "--pop-imap",
+                             "--outlook-anywhere-auth", "--admin"}) {
         CHECK(usage.out.find(flag) != std::string::npos);
     }
 }
