@@ -20,6 +20,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <array>
 #include <span>
 #include <chrono>
 #include <string_view>
@@ -158,7 +159,7 @@ net::awaitable<void> watch_for_hang_up(Inbound& from_client, StreamSide server, 
 // connection down, so that the response side stops too, whether it waits
 // already or has yet to start.
 net::awaitable<void> upload(Inbound& from_client, RequestParser& request, StreamSide to, const PumpTools& tools,
-                            Exchange& exchange) {
+                            bool watch_client, Exchange& exchange) {
     std::uint64_t written = 0;
     BodyEnd end = BodyEnd::done;
     // A request without Content-Length or chunked coding has no body: its
@@ -177,7 +178,7 @@ net::awaitable<void> upload(Inbound& from_client, RequestParser& request, Stream
         to.socket->cancel(ignored);
         co_return;
     }
-    co_await watch_for_hang_up(from_client, to, exchange);
+    if (watch_client) co_await watch_for_hang_up(from_client, to, exchange);
 }
 
 // The response, server to client: interim 1xx heads passed on, then the final
@@ -239,20 +240,35 @@ net::awaitable<void> pass_response(Inbound& from_server, StreamSide to, const Re
                               framing.framing != http::Framing::until_close && exchange.upload_done;
         const std::string text =
             http::forwarded_response(head, framing, exchange.keep_alive, request.version, request.set_cookie);
-        if (!co_await write_all(to, net::buffer(text))) {
+        // The body bytes that came with the head go out with it, in one write
+        // (a small response is then one send(2), as it came in one recv(2)).
+        std::size_t with_head = 0;
+        const bool counted = body_follows && !response.is_done() && !response.chunked();
+        if (counted) {
+            with_head = from_server.buffer.size();
+            if (framing.framing == http::Framing::content_length) {
+                with_head = static_cast<std::size_t>(std::min<std::uint64_t>(with_head, framing.length));
+            }
+        }
+        const std::array<net::const_buffer, 2> pieces{net::buffer(text),
+                                                      net::buffer(from_server.buffer.data().data(), with_head)};
+        if (!co_await write_all(to, std::span<const net::const_buffer>(pieces))) {
             exchange.result = Exchange::Result::client_gone;
             co_return;
         }
-        exchange.bytes_out += text.size();
+        exchange.bytes_out += text.size() + with_head;
+        from_server.buffer.consume(with_head);
+        from_server.consumed += with_head;
         if (body_follows && !response.is_done()) {
             std::uint64_t written = 0;
             BodyEnd end = BodyEnd::done;
             if (response.chunked()) {
                 end = co_await relay_chunked_body(from_server, to, framing.framing == http::Framing::chunked, written);
-            } else {
+            } else if (framing.framing != http::Framing::content_length || framing.length > with_head) {
                 // A length, or none: the body ends with the server's connection.
                 const std::optional<std::uint64_t> length =
-                    framing.framing == http::Framing::content_length ? std::optional(framing.length) : std::nullopt;
+                    framing.framing == http::Framing::content_length ? std::optional(framing.length - with_head)
+                                                                     : std::nullopt;
                 end = co_await relay_counted_body(from_server, length, to, tools, written);
             }
             exchange.bytes_out += written;
@@ -356,6 +372,28 @@ bool server_hung_up(tcp::socket& socket) {
     return !(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
+// Whether the server's side is looked at before a request goes on a kept
+// connection (server_hung_up(), one recv) can be left out: a body-less
+// idempotent request that finds the connection closed is sent again anyway
+// (the retry in run_http_session), and a connection busy a moment ago has not
+// idled into the server's keep-alive timeout, nor had time to take anything
+// unasked from it.
+bool may_resend(const RequestParser& request, const http::RequestHead& head,
+                std::chrono::steady_clock::time_point upstream_last_answered) {
+    constexpr auto recently = std::chrono::seconds(1);
+    return request.is_done() && http::is_idempotent(head.method()) &&
+           std::chrono::steady_clock::now() - upstream_last_answered < recently;
+}
+
+// Whether the client is watched for hanging up while its response is awaited
+// (one more epoll registration per request): for what can be held long by the
+// server (an ActiveSync Ping, an Outlook Anywhere channel, EWS notifications:
+// all with a body, or a method that is not idempotent). A body-less GET or
+// HEAD is answered at once; a client gone meanwhile is found at the response.
+bool watches_client(const RequestParser& request, const http::RequestHead& head) {
+    return !request.is_done() || !http::is_idempotent(head.method());
+}
+
 // castellan's own answer, then the end of the connection.
 net::awaitable<std::uint64_t> answer_error(StreamSide client, bhttp::status status) {
     const std::string text = http::error_response(status);
@@ -418,6 +456,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
     // The last response on the kept server connection was a 401 offering NTLM
     // or Negotiate: the next request stays on it, whatever it names.
     bool auth_pinned = false;
+    // When the kept server connection last finished a response.
+    std::chrono::steady_clock::time_point upstream_last_answered{};
     // Gives up the kept server connection: its server closed it, or the next
     // request belongs on another server.
     const auto drop_upstream = [&] {
@@ -433,19 +473,21 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         // and says nothing is cut); a later one's with its first byte, so that
         // a kept-alive connection idles under idle_s.
         const auto header_time = std::chrono::milliseconds(service.config.timeouts.client_header_ms);
+        from_client.bytes = 0;
+        from_client.consumed = 0;
         if (first_request) {
             registry.begin_phase(live_session, std::chrono::steady_clock::now(), header_time, "client_header_timeout");
         } else if (from_client.buffer.size() == 0 && !(client_tls && SSL_has_pending(client_tls.get()))) {
-            auto [wait_error] = co_await client.async_wait(tcp::socket::wait_read, use);
-            if (wait_error) break;
+            // A read, not a wait for readability: Asio registers a wait anew
+            // with epoll (one epoll_ctl per request), while a read waits on the
+            // registration the socket has, and its bytes are the head's.
+            if (co_await read_more(from_client)) break;
         }
         first_request = false;
         const auto started = std::chrono::steady_clock::now();
         if (live_session.phase_deadline == std::chrono::steady_clock::time_point::max()) {
             registry.begin_phase(live_session, started, header_time, "client_header_timeout");
         }
-        from_client.bytes = 0;
-        from_client.consumed = 0;
         RequestParser request;
         request.header_limit(static_cast<std::uint32_t>(service.config.http.max_header_bytes));
         request.body_limit(boost::none);
@@ -540,7 +582,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             // A kept server connection the server closed while it idled is
             // replaced, on the same server while it takes clients.
             std::optional<std::size_t> preferred;
-            if (upstream && (attempt > 0 || server_hung_up(upstream->socket))) {
+            if (upstream && (attempt > 0 || (!may_resend(request, head, upstream_last_answered) &&
+                                               server_hung_up(upstream->socket)))) {
                 preferred = service.index_of(upstream->server->config.name);
                 drop_upstream();
             }
@@ -586,7 +629,8 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (!head_sent) {
                 exchange.result = Exchange::Result::bad_gateway;
             } else {
-                co_await (upload(from_client, request, server_side, environment.pump_tools, exchange) &&
+                co_await (upload(from_client, request, server_side, environment.pump_tools, watches_client(request, head),
+                                 exchange) &&
                           download(*from_server, client_side, facts, environment.pump_tools, exchange));
             }
             const bool retry = attempt == 0 && kept_connection && exchange.result == Exchange::Result::bad_gateway &&
@@ -596,6 +640,7 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
         }
         if (no_server) break;
         exchange.bytes_out += continue_bytes;
+        upstream_last_answered = std::chrono::steady_clock::now();
         auth_pinned = exchange.offered_connection_auth && exchange.keep_alive;
         if (exchange.client_hung_up) {
             // Whatever the server side made of it, nobody is left to answer.

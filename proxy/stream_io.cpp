@@ -6,6 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <string>
+
 
 namespace castellan::proxy {
 namespace net = boost::asio;
@@ -27,6 +29,16 @@ net::awaitable<std::size_t> read_some(StreamSide side, char* data, std::size_t s
 
 net::awaitable<bool> write_all(StreamSide side, std::span<const net::const_buffer> pieces) {
     if (side.tls) {
+        // Small pieces go in one TLS record (one send) rather than one each.
+        constexpr std::size_t record_payload = 16 * 1024;
+        std::size_t total = 0;
+        for (const auto& piece : pieces) total += piece.size();
+        if (pieces.size() > 1 && total <= record_payload) {
+            std::string joined;
+            joined.reserve(total);
+            for (const auto& piece : pieces) joined.append(static_cast<const char*>(piece.data()), piece.size());
+            co_return co_await tls::write_all(*side.socket, side.tls, joined.data(), joined.size());
+        }
         for (const auto& piece : pieces) {
             if (piece.size() == 0) continue;
             const bool written =
