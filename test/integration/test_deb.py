@@ -325,6 +325,14 @@ class PackageInstall(unittest.TestCase):
         self.assertEqual(Path("/etc/castellan/admin.token").read_text(), token)
         self.assert_installed_state()
 
+        # systemd's own reading of the installed unit (no running systemd needed):
+        # directives it knows, the binary it names there and executable, the
+        # user and capabilities it asks for.
+        if shutil.which("systemd-analyze"):
+            verify = run("systemd-analyze", "verify", "/lib/systemd/system/castellan.service", check=False)
+            self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+            self.assertNotIn("castellan.service", verify.stdout + verify.stderr)
+
         # `systemctl enable` works without a running systemd too (it makes links):
         # the purge must take its link away with the unit.
         if shutil.which("systemctl"):
