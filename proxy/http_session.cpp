@@ -629,9 +629,16 @@ net::awaitable<void> run_http_session(tcp::socket client, tcp::endpoint client_e
             if (!head_sent) {
                 exchange.result = Exchange::Result::bad_gateway;
             } else {
-                co_await (upload(from_client, request, server_side, environment.pump_tools, watches_client(request, head),
-                                 exchange) &&
-                          download(*from_server, client_side, facts, environment.pump_tools, exchange));
+                const bool watch_client = watches_client(request, head);
+                if (request.is_done() && !watch_client) {
+                    // No body to send and nothing to watch: the response alone,
+                    // without the two coroutines and the group state of `&&`.
+                    exchange.upload_done = true;
+                    co_await download(*from_server, client_side, facts, environment.pump_tools, exchange);
+                } else {
+                    co_await (upload(from_client, request, server_side, environment.pump_tools, watch_client, exchange) &&
+                              download(*from_server, client_side, facts, environment.pump_tools, exchange));
+                }
             }
             const bool retry = attempt == 0 && kept_connection && exchange.result == Exchange::Result::bad_gateway &&
                                !exchange.client_hung_up && !live_session.closed_because && from_server->bytes == 0 &&
