@@ -13,6 +13,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <memory>
@@ -97,6 +100,29 @@ LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const n
     return shortage == LocalShortage::source_address ? LocalShortage::transparent_source : shortage;
 }
 
+// Connects `socket` (opened here if it is not yet) to `to`. Asio's own
+// async_connect, once epoll says the socket is writable, asks poll(2) whether
+// the connect is done and then getsockopt(SO_ERROR): the poll is a system call
+// per connection that the answer to the wait already gave. A wait cancelled
+// (the attempt's timer) gives operation_aborted.
+net::awaitable<boost::system::error_code> connect_socket(tcp::socket& socket, const tcp::endpoint& to) {
+    boost::system::error_code error;
+    if (!socket.is_open()) {
+        socket.open(to.protocol(), error);
+        if (error) co_return error;
+    }
+    socket.non_blocking(true, error);
+    if (error) co_return error;
+    if (::connect(socket.native_handle(), to.data(), static_cast<socklen_t>(to.size())) == 0) co_return error;
+    if (errno != EINPROGRESS) co_return boost::system::error_code(errno, boost::system::system_category());
+    auto [wait_error] = co_await socket.async_wait(tcp::socket::wait_write, net::as_tuple(net::use_awaitable));
+    if (wait_error) co_return wait_error;
+    int result = 0;
+    socklen_t size = sizeof result;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &result, &size) != 0) result = errno;
+    co_return boost::system::error_code(result, boost::system::system_category());
+}
+
 // One attempt, bounded by `timeout`: the connect (from the server's turn of
 // `sources`, trying the next ones of its family while this host lacks a port
 // or the address) or, with `transparent_source`, from the client's address,
@@ -123,15 +149,13 @@ net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& ser
         out.source = *transparent_source;
         out.shortage = bind_transparent(socket, server.endpoint.protocol(), *transparent_source, out.error);
         if (out.shortage == LocalShortage::none) {
-            auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
-            out.error = connect_error;
+            out.error = co_await connect_socket(socket, server.endpoint);
             out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
         }
     } else if (family.empty()) {
-        // The kernel's choice. async_connect opens the socket: a failed open
-        // (EMFILE) comes back here too.
-        auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
-        out.error = connect_error;
+        // The kernel's choice. connect_socket() opens the socket: a failed
+        // open (EMFILE) comes back here too.
+        out.error = co_await connect_socket(socket, server.endpoint);
         out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
     } else {
         const std::uint64_t turn = server.source_turn.fetch_add(1, std::memory_order_relaxed);
@@ -146,8 +170,7 @@ net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& ser
                 out.missing_error = out.error;
             }
             if (out.shortage == LocalShortage::none) {
-                auto [connect_error] = co_await socket.async_connect(server.endpoint, net::as_tuple(net::use_awaitable));
-                out.error = connect_error;
+                out.error = co_await connect_socket(socket, server.endpoint);
                 out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
             }
             // Connected, or the server's own answer, or out of descriptors or
