@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <string>
 
 namespace http = castellan::proxy::http;
@@ -201,4 +202,38 @@ TEST_CASE("http head: the logged path has no query string", "[http]") {
     CHECK(http::path_of("/owa/auth.owa?user=x&pw=y") == "/owa/auth.owa");
     CHECK(http::path_of("/rpc/rpcproxy.dll") == "/rpc/rpcproxy.dll");
     CHECK(http::path_of("*") == "*");
+}
+
+TEST_CASE("http head: Outlook Anywhere channels and Expect: 100-continue are told apart", "[http]") {
+    const auto in_channel =
+        parse("RPC_IN_DATA /rpc/rpcproxy.dll?mail:6001 HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n"
+              "Expect: 100-Continue \r\n\r\n");
+    REQUIRE_FALSE(in_channel.error);
+    CHECK(http::is_rpc_channel(in_channel.head));
+    CHECK(http::expects_continue(in_channel.head));  // case and surrounding spaces do not matter
+    const auto out_channel = parse("RPC_OUT_DATA /rpc/rpcproxy.dll HTTP/1.1\r\nHost: a\r\nContent-Length: 76\r\n\r\n");
+    CHECK(http::is_rpc_channel(out_channel.head));
+    CHECK_FALSE(http::expects_continue(out_channel.head));
+    const auto post = parse("POST /rpc/rpcproxy.dll HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n");
+    CHECK_FALSE(http::is_rpc_channel(post.head));
+    CHECK_FALSE(http::expects_continue(post.head));
+}
+
+TEST_CASE("http head: a 401 offering NTLM or Negotiate binds the connection, others do not", "[http]") {
+    const auto with_challenges = [](unsigned status, std::initializer_list<const char*> challenges) {
+        http::ResponseHead head;
+        head.result(status);
+        for (const char* challenge : challenges) head.insert(bhttp::field::www_authenticate, challenge);
+        return http::offers_connection_auth(head);
+    };
+    CHECK(with_challenges(401, {"NTLM"}));
+    CHECK(with_challenges(401, {"Negotiate"}));
+    CHECK(with_challenges(401, {"ntlm TlRMTVNTUAACAAAA"}));  // the challenge leg: scheme, then a token
+    CHECK(with_challenges(401, {"Basic realm=\"mail\"", "Negotiate"}));
+    CHECK(with_challenges(401, {"Basic realm=\"mail\", NTLM"}));  // two challenges in one field
+    CHECK_FALSE(with_challenges(401, {"Basic realm=\"mail\""}));
+    CHECK_FALSE(with_challenges(401, {"Basic realm=NTLM"}));  // an auth-param's value is no scheme
+    CHECK_FALSE(with_challenges(401, {}));
+    CHECK_FALSE(with_challenges(200, {"NTLM"}));  // only a 401 is a challenge
+    CHECK_FALSE(with_challenges(407, {"NTLM"}));  // a proxy's own: not the CAS's connection
 }
