@@ -174,6 +174,10 @@ SslPtr ServerTls::new_session(boost::asio::ip::tcp::socket& socket) const {
     SslPtr ssl(SSL_new(contexts_.front().get()));
     if (!ssl || !attach_socket(ssl.get(), socket)) return nullptr;
     SSL_set_accept_state(ssl.get());
+    // Without read-ahead OpenSSL asks the socket for each record's 5-byte
+    // header and then its body: two recv(2) per record. Bytes read ahead wait
+    // in the session: every wait on the socket first asks SSL_has_pending().
+    SSL_set_read_ahead(ssl.get(), 1);
     return ssl;
 }
 

@@ -70,6 +70,7 @@ SslPtr UpstreamTls::new_session(boost::asio::ip::tcp::socket& socket, SessionSlo
     SslPtr ssl(SSL_new(context_.get()));
     if (!ssl || !attach_socket(ssl.get(), socket)) return nullptr;
     SSL_set_connect_state(ssl.get());
+    SSL_set_read_ahead(ssl.get(), 1);  // one recv(2) per record, not two (server_tls.cpp)
     if (sni) {
         if (SSL_set_tlsext_host_name(ssl.get(), sni->c_str()) != 1) return nullptr;
         if (verify_ && SSL_set1_host(ssl.get(), sni->c_str()) != 1) return nullptr;
