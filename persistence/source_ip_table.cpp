@@ -107,14 +107,9 @@ SourceIpTable::Shard& SourceIpTable::shard_for(const ClientKey& client) const {
 }
 
 std::optional<std::string> SourceIpTable::find(const ClientKey& client, time_point now) const {
-    Shard& shard = shard_for(client);
-    std::lock_guard lock(shard.mutex);
-    auto it = shard.entries.find(client);
-    if (it == shard.entries.end()) return std::nullopt;
-    const Shard::Entry& entry = it->second;
-    if (entry.server.empty()) return std::nullopt;
-    if (entry.open == 0 && now >= entry.released + timeout_) return std::nullopt;
-    return entry.server;
+    auto binding = lookup(client, now);
+    if (!binding) return std::nullopt;
+    return std::move(binding->server);
 }
 
 std::optional<SourceIpTable::Binding> SourceIpTable::lookup(const ClientKey& client, time_point now) const {

@@ -62,18 +62,25 @@ struct ConnectWatch {
 // destination, so that the ports would run out at ~28000 connections in all
 // instead of ~28000 per real server and source address. Gives what this host
 // lacked, if anything; the socket is closed again then.
-LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::ip::address& source,
-                          boost::system::error_code& error) {
-    socket.open(protocol, error);
-    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
+// Binds the open `socket` to `address` with the port left to connect(); closes
+// it again when that fails.
+bool bind_leaving_port(tcp::socket& socket, const net::ip::address& address, boost::system::error_code& error) {
     // Without the option (Linux before 4.2) bind() picks the port: fewer
     // connections fit, and none fails for it.
     int on = 1;
     ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
-    socket.bind(tcp::endpoint(source, 0), error);
-    if (!error) return LocalShortage::none;
+    socket.bind(tcp::endpoint(address, 0), error);
+    if (!error) return true;
     boost::system::error_code ignored;
     socket.close(ignored);
+    return false;
+}
+
+LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::ip::address& source,
+                          boost::system::error_code& error) {
+    socket.open(protocol, error);
+    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
+    if (bind_leaving_port(socket, source, error)) return LocalShortage::none;
     return healthcheck::local_shortage_of(error, SocketStep::bind);
 }
 
@@ -86,14 +93,12 @@ LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const n
                                boost::system::error_code& error) {
     socket.open(protocol, error);
     if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
-    if (set_transparent(socket.native_handle(), protocol == tcp::v6(), error)) {
-        int on = 1;
-        ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
-        socket.bind(tcp::endpoint(client, 0), error);
-        if (!error) return LocalShortage::none;
+    if (!set_transparent(socket.native_handle(), protocol == tcp::v6(), error)) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+    } else if (bind_leaving_port(socket, client, error)) {
+        return LocalShortage::none;
     }
-    boost::system::error_code ignored;
-    socket.close(ignored);
     const LocalShortage shortage = healthcheck::local_shortage_of(error, SocketStep::bind);
     // Ports and descriptors keep their names (and remedies); anything else is
     // the client's address that the socket could not take.

@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -542,17 +544,31 @@ class HalfCloseServer(TcpServer):
             self.received.append(bytes(data))
 
 
+def admin_call(port, method, path, body=None, token=None, timeout=10.0):
+    """(HTTP status, raw body bytes) of one admin API call to 127.0.0.1:port. `body`:
+    bytes as they are, or anything JSON encodes; `token`: sent as the bearer token."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 # ---------------------------------------------------------------------------
 # Clients
 
 
-def connect_via(port, source_ip=HOST, timeout=SOCKET_TIMEOUT):
-    """A client socket bound to source_ip (any 127.0.0.x), connected to 127.0.0.1:port."""
+def connect_via(port, source_ip=HOST, timeout=SOCKET_TIMEOUT, host=HOST):
+    """A client socket bound to source_ip (any 127.0.0.x), connected to host:port (127.0.0.1)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.bind((source_ip, 0))
-        sock.connect((HOST, port))
+        sock.connect((host, port))
     except BaseException:
         sock.close()
         raise

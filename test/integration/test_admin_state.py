@@ -13,6 +13,7 @@ import urllib.request
 from harness import (
     IntegrationTest,
     addr,
+    admin_call,
     free_port,
     is_closed,
     make_config,
@@ -45,16 +46,9 @@ class AdminStateTest(IntegrationTest):
         )
 
     def call(self, service, server, body, token=TOKEN):
-        url = f"http://127.0.0.1:{self.admin_port}/api/v1/virtual-services/{service}/real-servers/{server}/state"
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method="POST")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        path = f"/api/v1/virtual-services/{service}/real-servers/{server}/state"
+        status, raw = admin_call(self.admin_port, "POST", path, body, token, timeout=5)
+        return status, json.loads(raw or b"null")
 
     def server_state(self, name):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/api/v1/status", timeout=5) as response:

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import IntegrationTest, addr, free_port, make_config, read_name, recv_exactly, tcp_service, wait_for
+from harness import IntegrationTest, addr, admin_call, free_port, make_config, read_name, recv_exactly, tcp_service, wait_for
 from test_ipv6 import V6_HOST, free_port_v6, has_ipv6_loopback
 
 TOKEN = "helpdesk-token-789"
@@ -70,16 +70,8 @@ class PersistenceApiBase(IntegrationTest):
         """(status, parsed JSON body) of one persistence call."""
         if query is None:
             query = "" if client is None else "?client=" + urllib.parse.quote(client, safe="")
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.admin_port}/api/v1/persistence{query}", method=method
-        )
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        status, raw = admin_call(self.admin_port, method, f"/api/v1/persistence{query}", token=token, timeout=5)
+        return status, json.loads(raw or b"null")
 
     def entries(self, client):
         status, body = self.call("GET", client)

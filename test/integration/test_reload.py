@@ -21,8 +21,6 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 from harness import (
     HOST,
@@ -32,6 +30,7 @@ from harness import (
     IntegrationTest,
     SinkServer,
     addr,
+    admin_call,
     connect_via,
     free_port,
     is_closed,
@@ -195,16 +194,7 @@ class ReloadTest(IntegrationTest):
 
     def request(self, method, path, body=None, token=None):
         """(HTTP status, parsed JSON body or text) of one admin API call."""
-        url = f"http://127.0.0.1:{self.admin_port}{path}"
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        request = urllib.request.Request(url, data=data, method=method)
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
+        status, raw = admin_call(self.admin_port, method, path, body, token)
         text = raw.decode(errors="replace")
         try:
             return status, json.loads(text)

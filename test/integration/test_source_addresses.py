@@ -17,14 +17,11 @@ Skipped, with the reason, when not root or when namespaces cannot be made here.
 """
 
 import collections
-import contextlib
-import ctypes
 import itertools
 import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 import unittest
 
@@ -39,8 +36,8 @@ from harness import (
     tcp_service,
     wait_for,
 )
+from netns_topology import Namespace
 
-CLONE_NEWNET = 0x40000000
 RANGE = (40000, 40009)  # ten ephemeral ports
 RANGE_SIZE = RANGE[1] - RANGE[0] + 1
 SERVER_PORT, LISTEN_PORT, ADMIN_PORT = 30001, 30002, 30003
@@ -49,72 +46,26 @@ SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 _names = itertools.count()
 
 
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
-    return libc
-
-
-def _setns(fd):
-    if _libc().setns(fd, CLONE_NEWNET) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"setns: {os.strerror(error)}")
-
-
-def _run(*args):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
-
-
 def host_port_range():
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         return tuple(int(x) for x in f.read().split())
 
 
-class NetNamespace:
+class NetNamespace(Namespace):
     """A named network namespace with loopback up and a ten-port ephemeral range; close() deletes it."""
 
     def __init__(self):
-        self.name = f"castellan-it-{os.getpid()}-{next(_names)}"
-        self._fd = None
-        made = _run("ip", "netns", "add", self.name)
-        if made.returncode != 0:
-            raise unittest.SkipTest(f"cannot make a network namespace here: {made.stderr.strip()}")
+        super().__init__(f"castellan-it-{os.getpid()}-{next(_names)}")
         try:
-            self._fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-            for step in (
-                ("ip", "-n", self.name, "link", "set", "lo", "up"),
-                ("ip", "netns", "exec", self.name, "sysctl", "-qw", f"net.ipv4.ip_local_port_range={RANGE[0]} {RANGE[1]}"),
-            ):
-                done = _run(*step)
-                if done.returncode != 0:
-                    raise AssertionError(f"{' '.join(step)}: {done.stderr.strip()}")
+            self.exec("sysctl", "-qw", f"net.ipv4.ip_local_port_range={RANGE[0]} {RANGE[1]}")
         except BaseException:
             self.close()
             raise
 
     def port_range(self):
         """The range as the namespace sees it."""
-        done = _run("ip", "netns", "exec", self.name, "sysctl", "-n", "net.ipv4.ip_local_port_range")
+        done = self.exec("sysctl", "-n", "net.ipv4.ip_local_port_range")
         return tuple(int(x) for x in done.stdout.split())
-
-    @contextlib.contextmanager
-    def entered(self):
-        """The calling thread inside the namespace: sockets made and processes started meanwhile live there."""
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            _setns(self._fd)
-            try:
-                yield
-            finally:
-                _setns(own)
-        finally:
-            os.close(own)
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        _run("ip", "netns", "del", self.name)
 
 
 class KeepAliveHttpServer(TcpServer):

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import struct
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from harness import (
     IntegrationTest,
     TcpServer,
+    connect_via,
     free_port,
     is_closed,
     read_line,
@@ -283,15 +283,7 @@ def client_address(number):
 
 
 def connect(port, source, timeout=5.0):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        sock.bind((source, 0))
-        sock.connect((VIP, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return connect_via(port, source, timeout, host=VIP)
 
 
 def rpc_who(port, source):
