@@ -700,6 +700,18 @@ class IntegrationTest(unittest.TestCase):
         self.proxy = proxy
         return proxy
 
+    def start_on_free_ports(self, build_config, tries=3, **kwargs):
+        """self.start(build_config()), where build_config picks its ports with
+        free_port(): another process (a parallel test, a benchmark) may take one
+        between that and castellan's bind, which castellan then refuses; the
+        config is built again on new ports, at most `tries` times."""
+        for attempt in range(tries):
+            try:
+                return self.start(build_config(), **kwargs)
+            except AssertionError as error:
+                if "Address already in use" not in str(error) or attempt == tries - 1:
+                    raise
+
     def client(self, port, source_ip=HOST, timeout=SOCKET_TIMEOUT):
         sock = connect_via(port, source_ip, timeout)
         self.addCleanup(sock.close)

@@ -37,29 +37,31 @@ class PersistenceApiBase(IntegrationTest):
         token_file = os.path.join(folder, "admin.token")
         with open(token_file, "w") as out:
             out.write(TOKEN + "\n")
-        self.admin_port = free_port()
-        self.ports = {name: free_port() for name in ("smtp", "epm", "mbx", "web")}
-        services = []
-        for name, port in self.ports.items():
-            cas1, cas2 = self.named("cas1", "cas2")
-            persistence = {
-                "smtp": {"type": "source_ip", "timeout_s": TIMEOUT_S},
-                "epm": {"type": "source_ip", "group": "rpc"},
-                "mbx": {"type": "source_ip", "group": "rpc"},
-                "web": {"type": "none"},
-            }[name]
-            services.append(
-                tcp_service(name, port, [("cas1", cas1.port), ("cas2", cas2.port)], persistence=persistence)
-            )
-        self.extra_services(services)
-        self.start(
-            make_config(
+
+        def build_config():
+            self.admin_port = free_port()
+            self.ports = {name: free_port() for name in ("smtp", "epm", "mbx", "web")}
+            services = []
+            for name, port in self.ports.items():
+                cas1, cas2 = self.named("cas1", "cas2")
+                persistence = {
+                    "smtp": {"type": "source_ip", "timeout_s": TIMEOUT_S},
+                    "epm": {"type": "source_ip", "group": "rpc"},
+                    "mbx": {"type": "source_ip", "group": "rpc"},
+                    "web": {"type": "none"},
+                }[name]
+                services.append(
+                    tcp_service(name, port, [("cas1", cas1.port), ("cas2", cas2.port)], persistence=persistence)
+                )
+            self.extra_services(services)
+            return make_config(
                 services,
                 threads=2,
                 persistence_groups={"rpc": {"timeout_s": TIMEOUT_S}},
                 admin={"listen": addr(self.admin_port), "token_file": token_file},
             )
-        )
+
+        self.start_on_free_ports(build_config)
 
     def extra_services(self, services):
         """Subclasses add services here."""

@@ -701,23 +701,20 @@ class SmugglingDifferential(IntegrationTest):
     def test_corpus_through_castellan_without_desync(self):
         started = time.monotonic()
         origins = [self.serve(StrictOrigin()) for _ in range(LANES)]
-        # Eight ports found free a moment before castellan binds them: another
-        # process (a parallel test, a benchmark) may take one meanwhile. Then
-        # castellan refuses to start, and the test tries new ports (bounded).
-        for attempt in range(3):
-            ports = [free_port() for _ in range(LANES)]
+
+        ports = []
+
+        def lanes():
+            ports[:] = [free_port() for _ in range(LANES)]
             services = [
                 tcp_service(f"lane{i}", ports[i], [("origin", origins[i].port)], mode="http",
                             http={"max_header_bytes": MAX_HEADER_BYTES},
                             timeouts={"client_header_ms": int(3000 * SLOW)})
                 for i in range(LANES)
             ]
-            try:
-                proxy = self.start(make_config(services, threads=2))
-                break
-            except AssertionError as error:
-                if "Address already in use" not in str(error) or attempt == 2:
-                    raise
+            return make_config(services, threads=2)
+
+        proxy = self.start_on_free_ports(lanes)
 
         readings = {case.name: (read_stream(case.data), read_stream(case.data, lenient=True)) for case in CASES}
         results = {}
