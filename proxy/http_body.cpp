@@ -2,6 +2,7 @@
 
 #include "proxy/chunked_decoder.hpp"
 #include "proxy/pipe_pool.hpp"
+#include "proxy/reactor_ops.hpp"
 #include "proxy/stream_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -76,7 +77,7 @@ net::awaitable<SpliceEnd> splice_body(Inbound& in, tcp::socket& to, std::uint64_
             if (errno == EINTR) continue;
             if (errno != EAGAIN) co_return SpliceEnd::read_failed;
             pipes.give_back(std::move(pipe));
-            auto [wait_error] = co_await from.async_wait(tcp::socket::wait_read, use);
+            auto [wait_error] = co_await async_wait_after_would_block(from, tcp::socket::wait_read, use);
             if (wait_error) co_return SpliceEnd::read_failed;
             continue;
         }
@@ -100,7 +101,7 @@ net::awaitable<SpliceEnd> splice_body(Inbound& in, tcp::socket& to, std::uint64_
             if (sent < 0 && errno == EINTR) continue;
             // 0 with bytes in the pipe would spin: a failure like any other.
             if (sent == 0 || errno != EAGAIN) co_return SpliceEnd::write_failed;
-            auto [wait_error] = co_await to.async_wait(tcp::socket::wait_write, use);
+            auto [wait_error] = co_await async_wait_after_would_block(to, tcp::socket::wait_write, use);
             if (wait_error) co_return SpliceEnd::write_failed;
             in.activity->last = std::chrono::steady_clock::now();
         }

@@ -1,5 +1,6 @@
 #include "proxy/pump.hpp"
 
+#include "proxy/reactor_ops.hpp"
 #include "tls/tls_io.hpp"
 
 #include <boost/asio/error.hpp>
@@ -53,11 +54,17 @@ Pump::Pump(StreamSide from, StreamSide to, Activity& activity, const PumpTools& 
 }
 
 void Pump::start(bool readable_now) {
+    // The other direction may have failed already (and cancelled the sockets
+    // before this one had anything to cancel).
+    if (stop_if_aborted()) return;
     if (tools_.kind == PumpKind::splice && !copy_only_) start_splicing();
-    if (readable_now) {
+    // A plain read that finds nothing costs the system call the first wait's
+    // re-arm would (and its EAGAIN makes every later wait free); a server that
+    // speaks first is read without waiting at all.
+    if (readable_now || !from_tls_) {
         move_some();
     } else {
-        wait_readable();
+        wait_readable(false);
     }
 }
 
@@ -100,15 +107,23 @@ Pump::Step Pump::write_some(const char* data, std::size_t size) {
 
 // Waits for readability instead of reading into a buffer: no memory is tied to
 // a connection while it waits.
-void Pump::wait_readable() { wait_then(from_, tcp::socket::wait_read, true, &Pump::move_some); }
+void Pump::wait_readable(bool after_would_block) {
+    wait_then(from_, tcp::socket::wait_read, true, &Pump::move_some, after_would_block);
+}
 
-void Pump::wait_then(tcp::socket& socket, net::socket_base::wait_type wait, bool reading, void (Pump::*next)()) {
-    socket.async_wait(wait, [this, reading, next](const boost::system::error_code& error) {
+void Pump::wait_then(tcp::socket& socket, net::socket_base::wait_type wait, bool reading, void (Pump::*next)(),
+                     bool after_would_block) {
+    auto on_ready = [this, reading, next](const boost::system::error_code& error) {
         if (stop_if_aborted()) return;
         if (error == net::error::operation_aborted) return finish({PumpEnd::Kind::cancelled, error});
         if (error) return fail(reading ? PumpEnd::Kind::read_error : PumpEnd::Kind::write_error, error);
         (this->*next)();
-    });
+    };
+    if (after_would_block) {
+        async_wait_after_would_block(socket, wait, std::move(on_ready));
+    } else {
+        socket.async_wait(wait, std::move(on_ready));
+    }
 }
 
 void Pump::move_some() {
@@ -125,8 +140,11 @@ void Pump::copy_some() {
         const Step got = read_some(scratch.data(), scratch.size());
         switch (got.kind) {
             case Step::Kind::moved: break;
-            case Step::Kind::wait_read: return wait_readable();
-            case Step::Kind::wait_write: return wait_then(from_, tcp::socket::wait_write, true, &Pump::move_some);
+            // A plain socket's EAGAIN; a TLS session's "want read" may follow
+            // a record that left no EAGAIN behind.
+            case Step::Kind::wait_read: return wait_readable(!from_tls_);
+            case Step::Kind::wait_write:
+                return wait_then(from_, tcp::socket::wait_write, true, &Pump::move_some, false);
             case Step::Kind::ended: return finish({PumpEnd::Kind::eof, {}});
             case Step::Kind::failed: return fail(PumpEnd::Kind::read_error, got.error);
         }
@@ -147,8 +165,10 @@ void Pump::copy_some() {
             return write_rest();
         }
         // A TLS read gives one record at most: only a plain read that leaves room
-        // says the socket is drained.
-        if (!from_tls_ && got.bytes < scratch.size()) return wait_readable();
+        // says the socket is drained. Not that nothing more will come without an
+        // edge: a FIN (or a reset) queued behind the bytes comes with the edge
+        // that announced them, so this wait re-arms.
+        if (!from_tls_ && got.bytes < scratch.size()) return wait_readable(false);
         if (tools_.kind == PumpKind::automatic && !copy_only_) {
             // A read that fills the whole buffer is a bulk transfer: splice the rest.
             start_splicing();
@@ -164,7 +184,7 @@ void Pump::copy_some() {
         });
         return;
     }
-    wait_readable();
+    wait_readable(false);
 }
 
 void Pump::write_rest() {
@@ -172,8 +192,9 @@ void Pump::write_rest() {
         const Step sent = write_some(rest_.get() + rest_written_, rest_size_ - rest_written_);
         switch (sent.kind) {
             case Step::Kind::moved: rest_written_ += sent.bytes; continue;
-            case Step::Kind::wait_read: return wait_then(to_, tcp::socket::wait_read, false, &Pump::write_rest);
-            case Step::Kind::wait_write: return wait_then(to_, tcp::socket::wait_write, false, &Pump::write_rest);
+            case Step::Kind::wait_read: return wait_then(to_, tcp::socket::wait_read, false, &Pump::write_rest, false);
+            case Step::Kind::wait_write:
+                return wait_then(to_, tcp::socket::wait_write, false, &Pump::write_rest, !to_tls_);
             case Step::Kind::ended:
             case Step::Kind::failed: return fail(PumpEnd::Kind::write_error, sent.error);
         }
@@ -215,7 +236,7 @@ void Pump::splice_some() {
                 // connection that once carried bulk data idles as cheaply as
                 // one that never did.
                 tools_.pipes->give_back(std::move(pipe_));
-                return wait_readable();
+                return wait_readable(true);
             }
             return fail(PumpEnd::Kind::read_error, last_error());
         }
@@ -232,7 +253,7 @@ void Pump::splice_some() {
     // Yielding to the loop: the pipe is empty, and the sender may have paused
     // for good.
     tools_.pipes->give_back(std::move(pipe_));
-    wait_readable();
+    wait_readable(false);
 }
 
 // Moves what the pipe holds into `to`. True when the pipe is empty; false when
@@ -251,7 +272,7 @@ bool Pump::drain_pipe() {
             fail(PumpEnd::Kind::write_error, sent == 0 ? net::error::broken_pipe : last_error());
             return false;
         }
-        to_.async_wait(tcp::socket::wait_write, [this](const boost::system::error_code& error) {
+        async_wait_after_would_block(to_, tcp::socket::wait_write, [this](const boost::system::error_code& error) {
             if (stop_if_aborted()) return;
             if (error == net::error::operation_aborted) return finish({PumpEnd::Kind::cancelled, error});
             if (error) return fail(PumpEnd::Kind::write_error, error);

@@ -111,7 +111,8 @@ public:
 
     // With `readable_now` the first read is tried before waiting: a client that
     // speaks first has usually sent its request while the real server was being
-    // connected.
+    // connected. A plain `from` is always read first (pump.cpp says why); a
+    // TLS one without `readable_now` is waited for.
     void start(bool readable_now);
 
     const PumpEnd& end() const { return end_; }
@@ -128,10 +129,12 @@ private:
     Step read_some(char* data, std::size_t size);
     Step write_some(const char* data, std::size_t size);
 
-    void wait_readable();
+    // `after_would_block`: the last read (write) on the socket came back with
+    // EAGAIN or short, so the wait need not re-arm epoll (reactor_ops.hpp).
+    void wait_readable(bool after_would_block);
     // Waits on `socket` for `wait`, then carries on with `next` (move_some or write_rest).
     void wait_then(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type wait, bool reading,
-                   void (Pump::*next)());
+                   void (Pump::*next)(), bool after_would_block);
     void move_some();
     void copy_some();
     void write_rest();

@@ -2,6 +2,7 @@
 
 #include "healthcheck/local_shortage.hpp"
 #include "proxy/log.hpp"
+#include "proxy/reactor_ops.hpp"
 #include "proxy/socket_options.hpp"
 #include "proxy/transparent_source.hpp"
 #include "tls/socket_bio.hpp"
@@ -78,7 +79,7 @@ bool bind_leaving_port(tcp::socket& socket, const net::ip::address& address, boo
 
 LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::ip::address& source,
                           boost::system::error_code& error) {
-    socket.open(protocol, error);
+    open_nonblocking(socket, protocol, error);
     if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
     if (bind_leaving_port(socket, source, error)) return LocalShortage::none;
     return healthcheck::local_shortage_of(error, SocketStep::bind);
@@ -91,7 +92,7 @@ LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::i
 // is rare: castellan's, never the real server's.
 LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const net::ip::address& client,
                                boost::system::error_code& error) {
-    socket.open(protocol, error);
+    open_nonblocking(socket, protocol, error);
     if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
     if (!set_transparent(socket.native_handle(), protocol == tcp::v6(), error)) {
         boost::system::error_code ignored;
@@ -105,22 +106,23 @@ LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const n
     return shortage == LocalShortage::source_address ? LocalShortage::transparent_source : shortage;
 }
 
-// Connects `socket` (opened here if it is not yet) to `to`. Asio's own
-// async_connect, once epoll says the socket is writable, asks poll(2) whether
-// the connect is done and then getsockopt(SO_ERROR): the poll is a system call
-// per connection that the answer to the wait already gave. A wait cancelled
-// (the attempt's timer) gives operation_aborted.
+// Connects `socket` (opened here, non-blocking, if it is not yet: see
+// open_nonblocking) to `to`. Asio's own async_connect, once epoll says the
+// socket is writable, asks poll(2) whether the connect is done and then
+// getsockopt(SO_ERROR): the poll is a system call per connection that the
+// answer to the wait already gave. The connect's EINPROGRESS is a write that
+// would block: the wait needs no re-arm. A wait cancelled (the attempt's
+// timer) gives operation_aborted.
 net::awaitable<boost::system::error_code> connect_socket(tcp::socket& socket, const tcp::endpoint& to) {
     boost::system::error_code error;
     if (!socket.is_open()) {
-        socket.open(to.protocol(), error);
+        open_nonblocking(socket, to.protocol(), error);
         if (error) co_return error;
     }
-    socket.non_blocking(true, error);
-    if (error) co_return error;
     if (::connect(socket.native_handle(), to.data(), static_cast<socklen_t>(to.size())) == 0) co_return error;
     if (errno != EINPROGRESS) co_return boost::system::error_code(errno, boost::system::system_category());
-    auto [wait_error] = co_await socket.async_wait(tcp::socket::wait_write, net::as_tuple(net::use_awaitable));
+    auto [wait_error] =
+        co_await async_wait_after_would_block(socket, tcp::socket::wait_write, net::as_tuple(net::use_awaitable));
     if (wait_error) co_return wait_error;
     int result = 0;
     socklen_t size = sizeof result;

@@ -4,6 +4,7 @@
 
 #include "proxy/pipe_pool.hpp"
 #include "proxy/pump.hpp"
+#include "proxy/reactor_ops.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/session_registry.hpp"
 
@@ -64,7 +65,7 @@ public:
 private:
     struct Listener {
         Listener(boost::asio::io_context& io, const conf::HostPort& listen) : acceptor(io), listen(listen) {}
-        boost::asio::ip::tcp::acceptor acceptor;
+        AcceptingSocket acceptor;
         conf::HostPort listen;
     };
     void start_listener(int own_fd, const conf::HostPort& listen);
