@@ -140,11 +140,11 @@ void Pump::copy_some() {
         const Step got = read_some(scratch.data(), scratch.size());
         switch (got.kind) {
             case Step::Kind::moved: break;
-            // A plain socket's EAGAIN; a TLS session's "want read" may follow
-            // a record that left no EAGAIN behind.
-            case Step::Kind::wait_read: return wait_readable(!from_tls_);
+            // A plain socket's EAGAIN, or a TLS session's wish that came from
+            // one (stream_io.cpp says why).
+            case Step::Kind::wait_read: return wait_readable(true);
             case Step::Kind::wait_write:
-                return wait_then(from_, tcp::socket::wait_write, true, &Pump::move_some, false);
+                return wait_then(from_, tcp::socket::wait_write, true, &Pump::move_some, true);
             case Step::Kind::ended: return finish({PumpEnd::Kind::eof, {}});
             case Step::Kind::failed: return fail(PumpEnd::Kind::read_error, got.error);
         }
@@ -192,9 +192,8 @@ void Pump::write_rest() {
         const Step sent = write_some(rest_.get() + rest_written_, rest_size_ - rest_written_);
         switch (sent.kind) {
             case Step::Kind::moved: rest_written_ += sent.bytes; continue;
-            case Step::Kind::wait_read: return wait_then(to_, tcp::socket::wait_read, false, &Pump::write_rest, false);
-            case Step::Kind::wait_write:
-                return wait_then(to_, tcp::socket::wait_write, false, &Pump::write_rest, !to_tls_);
+            case Step::Kind::wait_read: return wait_then(to_, tcp::socket::wait_read, false, &Pump::write_rest, true);
+            case Step::Kind::wait_write: return wait_then(to_, tcp::socket::wait_write, false, &Pump::write_rest, true);
             case Step::Kind::ended:
             case Step::Kind::failed: return fail(PumpEnd::Kind::write_error, sent.error);
         }

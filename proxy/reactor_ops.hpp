@@ -16,7 +16,9 @@
 // Every operation here needs the io_context that owns the socket to be run by
 // one thread (the workers' are: BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO): a
 // wait is queued on the reasoning that no event can be taken off epoll between
-// the caller's EAGAIN and the queueing.
+// the caller's EAGAIN and the queueing. They end early on the socket's
+// cancel() or close() only: a handler's cancellation slot is not connected
+// (castellan's sessions stop their operations by cancelling sockets).
 #pragma once
 
 #include <boost/asio/async_result.hpp>
