@@ -53,12 +53,7 @@ void adopt_nonblocking(tcp::socket& socket) {
                                     ~net::detail::socket_ops::possible_dup);
 }
 
-void open_nonblocking(tcp::socket& socket, const tcp& protocol, boost::system::error_code& error) {
-    const int fd = ::socket(protocol.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) {
-        error.assign(errno, boost::system::system_category());
-        return;
-    }
+void adopt_descriptor(tcp::socket& socket, const tcp& protocol, int fd, boost::system::error_code& error) {
     socket.assign(protocol, fd, error);
     if (error) {
         ::close(fd);

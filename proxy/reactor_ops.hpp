@@ -52,8 +52,10 @@ void start(boost::asio::ip::tcp::socket& socket, int op_type, boost::asio::detai
 // removes it from epoll). For sockets castellan opened or accepted itself.
 void adopt_nonblocking(boost::asio::ip::tcp::socket& socket);
 
-// Opens `socket` for `protocol` non-blocking and close-on-exec, adopted as above.
-void open_nonblocking(boost::asio::ip::tcp::socket& socket, const boost::asio::ip::tcp& protocol,
+// Gives `fd`, a TCP socket of `protocol` opened with SOCK_NONBLOCK, to
+// `socket` (registering it with epoll), adopted as above. `fd` is closed when
+// that fails.
+void adopt_descriptor(boost::asio::ip::tcp::socket& socket, const boost::asio::ip::tcp& protocol, int fd,
                       boost::system::error_code& error);
 
 namespace reactor_ops_detail {

@@ -58,29 +58,65 @@ struct ConnectWatch {
     bool timed_out = false;
 };
 
-// Opens `socket` and binds it to `source`, the port left to connect()
+boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
+
+// A socket for a real server before Asio has it: opened non-blocking, bound
+// and connected first, registered with epoll (adopt_descriptor) only then. On
+// loopback or a near LAN the handshake completes inside connect(2), and each
+// wake-up it raises on a socket that epoll already watches costs a callback
+// under epoll's lock: castellan's connect took twice HAProxy's kernel time
+// (perf), which registers its server sockets after connect() too.
+class FreshSocket {
+public:
+    FreshSocket() = default;
+    FreshSocket(const FreshSocket&) = delete;
+    FreshSocket& operator=(const FreshSocket&) = delete;
+    ~FreshSocket() { close(); }
+
+    bool is_open() const { return fd_ >= 0; }
+    int fd() const { return fd_; }
+    bool open(const tcp& protocol, boost::system::error_code& error) {
+        close();
+        fd_ = ::socket(protocol.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd_ < 0) error = last_error();
+        return fd_ >= 0;
+    }
+    void close() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    // Gives the descriptor to `socket` (registering it with epoll).
+    void hand_to(tcp::socket& socket, const tcp& protocol, boost::system::error_code& error) {
+        adopt_descriptor(socket, protocol, fd_, error);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// Binds the open `socket` to `address`, the port left to connect()
 // (IP_BIND_ADDRESS_NO_PORT): bind() alone would reserve a port against every
 // destination, so that the ports would run out at ~28000 connections in all
-// instead of ~28000 per real server and source address. Gives what this host
-// lacked, if anything; the socket is closed again then.
-// Binds the open `socket` to `address` with the port left to connect(); closes
-// it again when that fails.
-bool bind_leaving_port(tcp::socket& socket, const net::ip::address& address, boost::system::error_code& error) {
+// instead of ~28000 per real server and source address. Closes the socket
+// again when that fails.
+bool bind_leaving_port(FreshSocket& socket, const net::ip::address& address, boost::system::error_code& error) {
     // Without the option (Linux before 4.2) bind() picks the port: fewer
     // connections fit, and none fails for it.
     int on = 1;
-    ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
-    socket.bind(tcp::endpoint(address, 0), error);
-    if (!error) return true;
-    boost::system::error_code ignored;
-    socket.close(ignored);
+    ::setsockopt(socket.fd(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+    const tcp::endpoint local(address, 0);
+    if (::bind(socket.fd(), local.data(), static_cast<socklen_t>(local.size())) == 0) return true;
+    error = last_error();
+    socket.close();
     return false;
 }
 
-LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::ip::address& source,
+// Opens `socket` and binds it to `source` (bind_leaving_port). Gives what
+// this host lacked, if anything; the socket is closed again then.
+LocalShortage bind_source(FreshSocket& socket, const tcp& protocol, const net::ip::address& source,
                           boost::system::error_code& error) {
-    open_nonblocking(socket, protocol, error);
-    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
+    if (!socket.open(protocol, error)) return healthcheck::local_shortage_of(error, SocketStep::open);
     if (bind_leaving_port(socket, source, error)) return LocalShortage::none;
     return healthcheck::local_shortage_of(error, SocketStep::bind);
 }
@@ -90,13 +126,11 @@ LocalShortage bind_source(tcp::socket& socket, const tcp& protocol, const net::i
 // what failed here, if anything; the socket is closed again then. The start
 // made sure the option may be set (check_transparent_capability), so a failure
 // is rare: castellan's, never the real server's.
-LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const net::ip::address& client,
+LocalShortage bind_transparent(FreshSocket& socket, const tcp& protocol, const net::ip::address& client,
                                boost::system::error_code& error) {
-    open_nonblocking(socket, protocol, error);
-    if (error) return healthcheck::local_shortage_of(error, SocketStep::open);
-    if (!set_transparent(socket.native_handle(), protocol == tcp::v6(), error)) {
-        boost::system::error_code ignored;
-        socket.close(ignored);
+    if (!socket.open(protocol, error)) return healthcheck::local_shortage_of(error, SocketStep::open);
+    if (!set_transparent(socket.fd(), protocol == tcp::v6(), error)) {
+        socket.close();
     } else if (bind_leaving_port(socket, client, error)) {
         return LocalShortage::none;
     }
@@ -106,21 +140,21 @@ LocalShortage bind_transparent(tcp::socket& socket, const tcp& protocol, const n
     return shortage == LocalShortage::source_address ? LocalShortage::transparent_source : shortage;
 }
 
-// Connects `socket` (opened here, non-blocking, if it is not yet: see
-// open_nonblocking) to `to`. Asio's own async_connect, once epoll says the
-// socket is writable, asks poll(2) whether the connect is done and then
-// getsockopt(SO_ERROR): the poll is a system call per connection that the
-// answer to the wait already gave. The connect's EINPROGRESS is a write that
-// would block: the wait needs no re-arm. A wait cancelled (the attempt's
-// timer) gives operation_aborted.
-net::awaitable<boost::system::error_code> connect_socket(tcp::socket& socket, const tcp::endpoint& to) {
+// Connects `fresh` (opened here if it is not yet) to `to`, then hands it to
+// `socket`. Asio's own async_connect, once epoll says the socket is writable,
+// asks poll(2) whether the connect is done and then getsockopt(SO_ERROR): the
+// poll is a system call per connection that the answer to the wait already
+// gave. The connect's EINPROGRESS is a write that would block: the wait needs
+// no re-arm. A wait cancelled (the attempt's timer, which cancels `socket`)
+// gives operation_aborted.
+net::awaitable<boost::system::error_code> connect_socket(FreshSocket& fresh, tcp::socket& socket,
+                                                         const tcp::endpoint& to) {
     boost::system::error_code error;
-    if (!socket.is_open()) {
-        open_nonblocking(socket, to.protocol(), error);
-        if (error) co_return error;
-    }
-    if (::connect(socket.native_handle(), to.data(), static_cast<socklen_t>(to.size())) == 0) co_return error;
-    if (errno != EINPROGRESS) co_return boost::system::error_code(errno, boost::system::system_category());
+    if (!fresh.is_open() && !fresh.open(to.protocol(), error)) co_return error;
+    const bool connected = ::connect(fresh.fd(), to.data(), static_cast<socklen_t>(to.size())) == 0;
+    if (!connected && errno != EINPROGRESS) co_return last_error();
+    fresh.hand_to(socket, to.protocol(), error);
+    if (error || connected) co_return error;
     auto [wait_error] =
         co_await async_wait_after_would_block(socket, tcp::socket::wait_write, net::as_tuple(net::use_awaitable));
     if (wait_error) co_return wait_error;
@@ -154,15 +188,17 @@ net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& ser
     const auto& family = sources.of_family(server.endpoint.address().is_v6());
     if (transparent_source) {
         out.source = *transparent_source;
-        out.shortage = bind_transparent(socket, server.endpoint.protocol(), *transparent_source, out.error);
+        FreshSocket fresh;
+        out.shortage = bind_transparent(fresh, server.endpoint.protocol(), *transparent_source, out.error);
         if (out.shortage == LocalShortage::none) {
-            out.error = co_await connect_socket(socket, server.endpoint);
+            out.error = co_await connect_socket(fresh, socket, server.endpoint);
             out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
         }
     } else if (family.empty()) {
         // The kernel's choice. connect_socket() opens the socket: a failed
         // open (EMFILE) comes back here too.
-        out.error = co_await connect_socket(socket, server.endpoint);
+        FreshSocket fresh;
+        out.error = co_await connect_socket(fresh, socket, server.endpoint);
         out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
     } else {
         const std::uint64_t turn = server.source_turn.fetch_add(1, std::memory_order_relaxed);
@@ -171,13 +207,14 @@ net::awaitable<Attempt> connect_once(tcp::socket& socket, RealServerRuntime& ser
             const auto& source = family[SourceAddresses::index_for(family.size(), turn, attempt)];
             out.source = source;
             ++out.sources_tried;
-            out.shortage = bind_source(socket, server.endpoint.protocol(), source, out.error);
+            FreshSocket fresh;
+            out.shortage = bind_source(fresh, server.endpoint.protocol(), source, out.error);
             if (out.shortage == LocalShortage::source_address && !out.missing_source) {
                 out.missing_source = source;
                 out.missing_error = out.error;
             }
             if (out.shortage == LocalShortage::none) {
-                out.error = co_await connect_socket(socket, server.endpoint);
+                out.error = co_await connect_socket(fresh, socket, server.endpoint);
                 out.shortage = healthcheck::local_shortage_of(out.error, SocketStep::connect);
             }
             // Connected, or the server's own answer, or out of descriptors or
