@@ -21,6 +21,15 @@
 // (castellan's sessions stop their operations by cancelling sockets).
 #pragma once
 
+#include <boost/version.hpp>
+
+// The reactor's internals change between Boost releases (1.82 changed how an
+// operation is started): check this file and rerun
+// test/proxy/reactor_ops_test.cpp and the integration tests before moving on.
+#if BOOST_VERSION / 100 != 1081
+#error "proxy/reactor_ops.hpp is written against Boost 1.81's Asio reactor"
+#endif
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
