@@ -250,6 +250,12 @@ class ReloadTest(IntegrationTest):
 
     def sighup(self):
         """Sends SIGHUP and waits for its event=reload line; returns the parsed line."""
+        # A reload's line can reach stderr after its answer to the API (the log
+        # is written apart, and slowly under the sanitizers): wait until every
+        # reload so far has its line, or an earlier one would pass for this one's.
+        reloads = self.status()["config"]["reloads"]
+        earlier = reloads["ok"] + reloads["failed"]
+        wait_for(lambda: len(self.reload_lines()) >= earlier, timeout=RELOAD_TIMEOUT, interval=0.01)
         before = len(self.reload_lines())
         self.proxy.signal(signal.SIGHUP)
         lines = wait_for(lambda: self.reload_lines()[before:], timeout=RELOAD_TIMEOUT, interval=0.01)
