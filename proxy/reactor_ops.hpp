@@ -2,16 +2,16 @@
 // 1.81 lays it out) where the public interface costs a connection system calls
 // a proxy can spare:
 //   - async_wait re-arms the descriptor with EPOLL_CTL_MOD every time, because it
-//     cannot know whether readiness was missed; a pump that waits only after its
-//     own read or write came back with EAGAIN (or short) knows: the next edge is
-//     still to come. wait_after_would_block() queues without the MOD.
+//     cannot know whether readiness was missed; a caller that waits right after
+//     its own read or write came back with EAGAIN knows: the next edge is still
+//     to come. async_wait_after_would_block() queues without the MOD.
 //   - async_accept uses accept(2), so the new socket is made non-blocking by an
 //     ioctl(FIONBIO) at its first asynchronous operation, and Asio, which cannot
 //     know the descriptor is not a dup, removes it from epoll with EPOLL_CTL_DEL
 //     before closing it. AcceptingSocket uses accept4(SOCK_NONBLOCK) and
 //     adopt_nonblocking() tells Asio both facts.
-// Saved per proxied connection (strace -c, wrk with Connection: close, tcp
-// mode): see the commit that brought this file.
+// What each saves per proxied connection is in the commits that brought them
+// (strace -c and perf stat, tcp mode); README "Per proxied connection" sums up.
 //
 // Every operation here needs the io_context that owns the socket to be run by
 // one thread (the workers' are: BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO): a
