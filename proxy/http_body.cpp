@@ -59,11 +59,9 @@ enum class SpliceEnd { moved, eof, no_pipe, read_failed, write_failed };
 // for minutes between bursts), as the fd pump's does.
 net::awaitable<SpliceEnd> splice_body(Inbound& in, tcp::socket& to, std::uint64_t& remaining, PipePool& pipes,
                                       std::uint64_t& written) {
+    // splice(2) honours the sockets' own O_NONBLOCK, not only SPLICE_F_NONBLOCK:
+    // castellan's sockets are opened with it (reactor_ops.hpp).
     tcp::socket& from = *in.side.socket;
-    // splice(2) honours the sockets' own O_NONBLOCK, not only SPLICE_F_NONBLOCK.
-    boost::system::error_code ignored;
-    from.non_blocking(true, ignored);
-    to.non_blocking(true, ignored);
     Pipe pipe;
     while (remaining > 0) {
         if (!pipe.is_open()) {

@@ -205,14 +205,10 @@ void Pump::write_rest() {
     move_some();
 }
 
-void Pump::start_splicing() {
-    splicing_ = true;
-    // splice(2) honours the sockets' own O_NONBLOCK, not only SPLICE_F_NONBLOCK:
-    // without it a full receiver would block the whole worker.
-    boost::system::error_code ignored;
-    from_.non_blocking(true, ignored);
-    to_.non_blocking(true, ignored);
-}
+// splice(2) honours the sockets' own O_NONBLOCK, not only SPLICE_F_NONBLOCK:
+// both sockets have it from their start (accept4 and FreshSocket open them
+// SOCK_NONBLOCK, reactor_ops.hpp), so a full receiver cannot block the worker.
+void Pump::start_splicing() { splicing_ = true; }
 
 void Pump::splice_some() {
     for (int round = 0; round < moves_per_wakeup; ++round) {

@@ -72,6 +72,9 @@ namespace reactor_ops_detail {
 // A wait whose first performance, the one the reactor tries as it is started,
 // says "not yet": the caller has just seen EAGAIN, so readiness the reactor
 // saw before then is used up. Later performances (on an edge) complete it.
+// Allocated with new, not from Asio's per-thread cache of freed blocks: a wait
+// lasts as long as its connection idles, and a cached block keeps the size of
+// whatever freed it (CMakeLists.txt says the same of coroutine frames).
 template <typename Handler>
 class ReadinessOp final : public boost::asio::detail::reactor_op {
 public:

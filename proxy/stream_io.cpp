@@ -17,17 +17,12 @@ namespace {
 
 constexpr auto use = net::as_tuple(net::use_awaitable);
 
-// The wait a TLS session asks for. Its "want read" and "want write" come from
-// the socket's EAGAIN (socket_bio.cpp; OpenSSL reads on past records that
-// carry no data by itself, SSL_MODE_AUTO_RETRY being its default), so the wait
-// need not re-arm epoll (reactor_ops.hpp).
-net::socket_base::wait_type wait_of(tls::TlsIo::Status status) {
-    return status == tls::TlsIo::Status::want_read ? net::socket_base::wait_read : net::socket_base::wait_write;
-}
-
-bool is_wait(tls::TlsIo::Status status) {
-    return status == tls::TlsIo::Status::want_read || status == tls::TlsIo::Status::want_write;
-}
+// A TLS session's "want read" and "want write" come from the socket's EAGAIN
+// (socket_bio.cpp; OpenSSL reads on past records that carry no data by itself,
+// SSL_MODE_AUTO_RETRY being its default), so the waits below need not re-arm
+// epoll (reactor_ops.hpp).
+using tls::is_wait;
+using tls::wait_of;
 
 // Every byte of [data, data + size) through the TLS session of `side`.
 net::awaitable<bool> write_all_tls(StreamSide side, const char* data, std::size_t size) {

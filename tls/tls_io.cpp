@@ -112,13 +112,9 @@ namespace {
 
 // Waits for what `io` asks (want_read, want_write); false when the wait failed.
 net::awaitable<bool> wait_for(net::ip::tcp::socket& socket, TlsIo::Status status) {
-    const auto wait = status == TlsIo::Status::want_read ? net::ip::tcp::socket::wait_read
-                                                         : net::ip::tcp::socket::wait_write;
-    auto [error] = co_await socket.async_wait(wait, net::as_tuple(net::use_awaitable));
+    auto [error] = co_await socket.async_wait(wait_of(status), net::as_tuple(net::use_awaitable));
     co_return !error;
 }
-
-bool is_wait(TlsIo::Status status) { return status == TlsIo::Status::want_read || status == TlsIo::Status::want_write; }
 
 }  // namespace
 

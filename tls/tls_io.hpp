@@ -25,6 +25,15 @@ struct TlsIo {
     std::size_t bytes = 0;
 };
 
+// Whether `status` asks the caller to wait, and for which readiness.
+inline bool is_wait(TlsIo::Status status) {
+    return status == TlsIo::Status::want_read || status == TlsIo::Status::want_write;
+}
+inline boost::asio::socket_base::wait_type wait_of(TlsIo::Status status) {
+    return status == TlsIo::Status::want_read ? boost::asio::socket_base::wait_read
+                                              : boost::asio::socket_base::wait_write;
+}
+
 // One SSL_read of at most `size` bytes. Clears OpenSSL's error queue first, as
 // SSL_get_error needs.
 TlsIo tls_read(SSL* ssl, char* data, std::size_t size);

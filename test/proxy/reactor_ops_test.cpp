@@ -102,6 +102,20 @@ struct ConnectedPair {
     }
 };
 
+// One wait after would-block on `socket`; `ended` gets its outcome.
+struct Wait {
+    std::optional<boost::system::error_code> ended;
+    Wait(tcp::socket& socket, tcp::socket::wait_type wait) {
+        async_wait_after_would_block(socket, wait, [this](const boost::system::error_code& error) { ended = error; });
+    }
+    // Runs `io` until the wait has ended (two seconds at most); gives how.
+    boost::system::error_code finish(net::io_context& io) {
+        run_until(io, [this] { return ended.has_value(); });
+        REQUIRE(ended);
+        return *ended;
+    }
+};
+
 }  // namespace
 
 TEST_CASE("accepting socket: a client arrives non-blocking, close-on-exec, with its address", "[proxy]") {
@@ -166,40 +180,29 @@ TEST_CASE("wait after would-block: bytes that come later end the wait", "[proxy]
     net::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     ConnectedPair pair(io);
     REQUIRE(pair.drained());
-    std::optional<boost::system::error_code> ended;
-    async_wait_after_would_block(pair.ours, tcp::socket::wait_read,
-                                 [&](const boost::system::error_code& wait_error) { ended = wait_error; });
+    Wait first(pair.ours, tcp::socket::wait_read);
     io.run_for(std::chrono::milliseconds(30));
-    CHECK_FALSE(ended);  // nothing to read yet: the wait is queued, not done at once
+    CHECK_FALSE(first.ended);  // nothing to read yet: the wait is queued, not done at once
 
     REQUIRE(::send(pair.peer, "x", 1, 0) == 1);
-    run_until(io, [&] { return ended.has_value(); });
-    REQUIRE(ended);
-    CHECK_FALSE(*ended);
+    CHECK_FALSE(first.finish(io));
     char byte = 0;
     CHECK(::recv(pair.ours.native_handle(), &byte, 1, MSG_DONTWAIT) == 1);
 
     // And again: after this read's EAGAIN the next wait sees the next byte.
     REQUIRE(pair.drained());
-    ended.reset();
-    async_wait_after_would_block(pair.ours, tcp::socket::wait_read,
-                                 [&](const boost::system::error_code& wait_error) { ended = wait_error; });
+    Wait second(pair.ours, tcp::socket::wait_read);
     REQUIRE(::send(pair.peer, "y", 1, 0) == 1);
-    run_until(io, [&] { return ended.has_value(); });
-    REQUIRE(ended);
-    CHECK_FALSE(*ended);
+    CHECK_FALSE(second.finish(io));
 }
 
 TEST_CASE("wait after would-block: the peer's FIN ends the wait", "[proxy]") {
     net::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     ConnectedPair pair(io);
     REQUIRE(pair.drained());
-    std::optional<boost::system::error_code> ended;
-    async_wait_after_would_block(pair.ours, tcp::socket::wait_read,
-                                 [&](const boost::system::error_code& wait_error) { ended = wait_error; });
+    Wait wait(pair.ours, tcp::socket::wait_read);
     ::shutdown(pair.peer, SHUT_WR);
-    run_until(io, [&] { return ended.has_value(); });
-    REQUIRE(ended);
+    wait.finish(io);
     char byte = 0;
     CHECK(::recv(pair.ours.native_handle(), &byte, 1, MSG_DONTWAIT) == 0);
 }
@@ -208,16 +211,12 @@ TEST_CASE("wait after would-block: cancel ends the wait with operation_aborted",
     net::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     ConnectedPair pair(io);
     REQUIRE(pair.drained());
-    std::optional<boost::system::error_code> ended;
-    async_wait_after_would_block(pair.ours, tcp::socket::wait_read,
-                                 [&](const boost::system::error_code& wait_error) { ended = wait_error; });
+    Wait wait(pair.ours, tcp::socket::wait_read);
     io.run_for(std::chrono::milliseconds(20));
-    REQUIRE_FALSE(ended);
+    REQUIRE_FALSE(wait.ended);
     boost::system::error_code ignored;
     pair.ours.cancel(ignored);
-    run_until(io, [&] { return ended.has_value(); });
-    REQUIRE(ended);
-    CHECK(*ended == net::error::operation_aborted);
+    CHECK(wait.finish(io) == net::error::operation_aborted);
 }
 
 TEST_CASE("wait after would-block: a full socket's wait ends when the peer makes room", "[proxy]") {
@@ -231,21 +230,17 @@ TEST_CASE("wait after would-block: a full socket's wait ends when the peer makes
         sent_total += static_cast<std::size_t>(sent);
     }
     REQUIRE(errno == EAGAIN);
-    std::optional<boost::system::error_code> ended;
-    async_wait_after_would_block(pair.ours, tcp::socket::wait_write,
-                                 [&](const boost::system::error_code& wait_error) { ended = wait_error; });
+    Wait wait(pair.ours, tcp::socket::wait_write);
     io.run_for(std::chrono::milliseconds(30));
-    CHECK_FALSE(ended);
+    CHECK_FALSE(wait.ended);
 
     std::vector<char> sink(256 * 1024);
     std::size_t read_total = 0;
-    while (read_total < sent_total && !ended) {
+    while (read_total < sent_total && !wait.ended) {
         const ssize_t got = ::recv(pair.peer, sink.data(), sink.size(), MSG_DONTWAIT);
         if (got > 0) read_total += static_cast<std::size_t>(got);
         io.restart();
         io.run_for(std::chrono::milliseconds(5));
     }
-    run_until(io, [&] { return ended.has_value(); });
-    REQUIRE(ended);
-    CHECK_FALSE(*ended);
+    CHECK_FALSE(wait.finish(io));
 }
